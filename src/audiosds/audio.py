@@ -1,0 +1,124 @@
+"""Audio I/O, validation, resampling and conversion between renderer and prior formats.
+
+Files are read with soundfile (WAV, FLAC, OGG, ...) and written atomically (a temporary file
+in the same folder, then a rename), so a crash never leaves a half-written file that looks
+complete. Arrays on disk-facing functions are channel-first ``(C, N)`` float32.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class AudioError(ValueError):
+    """A file that is missing, unreadable, empty or holds non-finite samples."""
+
+
+def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 ``(C, N)`` and its sample rate.
+
+    Raises:
+        AudioError: missing file, not audio, truncated/corrupt, zero length, NaN/Inf samples.
+    """
+    import soundfile as sf
+
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a folder, expected an audio file")
+    try:
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(f"{p}: not a readable audio file ({str(err).strip().splitlines()[0]})") from err
+    if data.shape[0] == 0:
+        raise AudioError(f"{p}: zero-length audio")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{p}: contains NaN or Inf samples")
+    return np.ascontiguousarray(data.T), int(sr)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through ``write(tmp_path)`` to a temporary file beside ``path``, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def save_wav(path: str | os.PathLike, audio: np.ndarray | Tensor, sample_rate: int) -> None:
+    """Write ``(C, N)`` or ``(N,)`` audio as 32-bit float WAV, atomically.
+
+    Written with scipy rather than libsndfile, whose float WAVs carry a time-stamped PEAK
+    chunk: the same audio then always gives the same bytes.
+    """
+    from scipy.io import wavfile
+
+    a = audio.detach().cpu().numpy() if isinstance(audio, Tensor) else np.asarray(audio)
+    if a.ndim == 1:
+        a = a[None]
+    if a.ndim != 2:
+        raise ValueError(f"save_wav: expected (C, N) or (N,), got {a.shape}")
+    data = np.ascontiguousarray(a.T.astype(np.float32))
+    _atomic_write(Path(path), lambda tmp: wavfile.write(str(tmp), int(sample_rate), data))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically."""
+    _atomic_write(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a binary file atomically."""
+    _atomic_write(Path(path), lambda tmp: tmp.write_bytes(data))
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample ``(C, N)`` float32 audio with soxr (high quality). Not differentiable."""
+    if sr_in == sr_out:
+        return audio
+    import soxr
+
+    out = soxr.resample(np.ascontiguousarray(audio.T), sr_in, sr_out, quality="HQ")
+    return np.ascontiguousarray(np.atleast_2d(out.T).astype(np.float32))
+
+
+def match_channels(x: Tensor, channels: int) -> Tensor:
+    """Duplicate mono to ``channels`` or average down to mono; differentiable.
+
+    Shape:
+        x (B, C, N) -> (B, channels, N)
+    """
+    if x.ndim != 3:
+        raise ValueError(f"match_channels: expected (B, C, N), got {tuple(x.shape)}")
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 1:
+        return x.expand(-1, channels, -1)
+    if channels == 1:
+        return x.mean(dim=1, keepdim=True)
+    raise ValueError(f"match_channels: cannot map {c} channels to {channels}")
+
+
+def fit_length(x: Tensor, num_samples: int) -> Tensor:
+    """Crop or zero-pad the last axis to ``num_samples``."""
+    n = x.shape[-1]
+    if n == num_samples:
+        return x
+    if n > num_samples:
+        return x[..., :num_samples]
+    return torch.nn.functional.pad(x, (0, num_samples - n))

@@ -1,0 +1,426 @@
+"""The ``audiosds`` command.
+
+    audiosds fm       --prompt TEXT [options] -o DIR    tune an FM synthesizer toward a prompt
+    audiosds impact   --prompt TEXT [options] -o DIR    tune a modal impact model toward a prompt
+    audiosds generate --prompt TEXT [options] -o OUT.wav  text-to-audio with the prior alone
+
+Errors are one line on stderr and a non-zero exit (2: usage, 1: runtime); ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import __version__
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+SYNTH_OUTPUTS = ("audio.wav", "params.json", "config.yaml", "history.csv", "spectrogram.png")
+
+
+class UsageError(Exception):
+    """A bad option, argument or config value: exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+# -- argument parsing -------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from err
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    from .priors import PRIORS
+
+    p.add_argument("--prompt", help="text prompt the result should match")
+    p.add_argument("--negative", help="negative prompt (replaces the unconditional CFG branch)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--prior", choices=sorted(PRIORS), help="diffusion prior backend")
+    p.add_argument("--model", help="model folder or Hugging Face id (stable-audio-open)")
+    p.add_argument("--cfg", type=_finite_float, help="classifier-free guidance scale")
+    p.add_argument(
+        "--device", choices=("cpu", "cuda"), help="device for the prior and renderer (default cpu)"
+    )
+    p.add_argument("--config", type=Path, help="YAML config (e.g. a previous run's config.yaml)")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="audiosds", description="Score Distillation Sampling for audio.")
+    parser.add_argument("--version", action="version", version=f"audiosds {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for name, what in (("fm", "an FM synthesizer"), ("impact", "a modal impact model")):
+        p = sub.add_parser(name, help=f"tune {what} toward a prompt", description=f"Tune {what} by SDS.")
+        _add_common(p)
+        p.add_argument("--iters", type=_positive_int, help="optimisation steps (default 300)")
+        p.add_argument("--lr", type=_finite_float, help="Adam learning rate on raw parameters")
+        p.add_argument("--seconds", type=_finite_float, help="length of the sound in seconds (default 1)")
+        p.add_argument("--mode", choices=("decoder", "spectral", "latent"), help="SDS update rule")
+        p.add_argument("--steps", type=_positive_int, help="K denoising steps per SDS iteration")
+        p.add_argument("--draws", type=_positive_int, help="independent noise draws per iteration")
+        p.add_argument("-o", "--out", type=Path, help="output folder")
+        p.add_argument("--force", action="store_true", help="replace this tool's files in an existing folder")
+    p = sub.add_parser("generate", help="text-to-audio with the prior alone", description="Generate audio.")
+    _add_common(p)
+    p.add_argument("--seconds", type=_finite_float, help="length in seconds (default 2)")
+    p.add_argument("--steps", type=_positive_int, help="sampler steps (default 30)")
+    p.add_argument("--method", choices=("ddim", "heun", "dpmpp_2m"), help="deterministic sampler")
+    p.add_argument("-o", "--out", type=Path, help="output WAV file")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    return parser
+
+
+# -- configuration ----------------------------------------------------------------------
+
+_TOP_KEYS = {"command", "prompt", "negative", "seconds", "device", "prior", "renderer", "synthesize", "sds"}
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UsageError(f"--config {path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UsageError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a mapping at the top level")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise UsageError(f"--config {path}: unknown key(s) {unknown}; expected some of {sorted(_TOP_KEYS)}")
+    for key in ("prior", "renderer", "synthesize", "sds"):
+        if key in data and not isinstance(data[key], dict):
+            raise UsageError(f"--config {path}: '{key}' must be a mapping")
+    return data
+
+
+def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
+    """Defaults < config file < command-line flags, as one plain dict (what config.yaml holds)."""
+    from .priors import DEFAULT_PRIOR
+
+    cfg: dict[str, Any] = {
+        "command": args.command,
+        "prompt": None,
+        "negative": None,
+        "seconds": 1.0,
+        "device": "cpu",
+        "prior": {"name": DEFAULT_PRIOR},
+        "renderer": {},
+        "synthesize": {},
+        "sds": {},
+    }
+    if args.config is not None:
+        file_cfg = _read_config_file(args.config)
+        if file_cfg.get("command", args.command) != args.command:
+            raise UsageError(
+                f"--config {args.config}: written for '{file_cfg['command']}', not '{args.command}'"
+            )
+        for key, value in file_cfg.items():
+            cfg[key] = dict(value) if isinstance(value, dict) else value
+    flags = {
+        ("prompt",): args.prompt,
+        ("negative",): args.negative,
+        ("seconds",): args.seconds,
+        ("device",): args.device,
+        ("prior", "name"): args.prior,
+        ("prior", "model"): args.model,
+        ("synthesize", "iters"): args.iters,
+        ("synthesize", "lr"): args.lr,
+        ("synthesize", "seed"): args.seed,
+        ("renderer", "seed"): args.seed,
+        ("sds", "cfg_scale"): args.cfg,
+        ("sds", "mode"): args.mode,
+        ("sds", "num_steps"): args.steps,
+        ("sds", "num_draws"): args.draws,
+    }
+    for path, value in flags.items():
+        if value is None:
+            continue
+        if len(path) == 1:
+            cfg[path[0]] = value
+        else:
+            cfg[path[0]][path[1]] = value
+    if not cfg["prompt"] or not str(cfg["prompt"]).strip():
+        raise UsageError("--prompt: expected non-empty text")
+    if cfg["negative"] is not None and not str(cfg["negative"]).strip():
+        raise UsageError("--negative: expected non-empty text when given")
+    seconds = cfg["seconds"]
+    if not (isinstance(seconds, int | float) and math.isfinite(seconds) and 0.05 <= seconds <= 60):
+        raise UsageError(f"--seconds: expected a length in [0.05, 60] s, got {seconds!r}")
+    return cfg
+
+
+# -- output folders ---------------------------------------------------------------------
+
+
+def _prepare_out_dir(out: Path | None, outputs: tuple[str, ...], force: bool) -> Path:
+    """Check the output folder before any work: writable, and not holding our files unless --force."""
+    if out is None:
+        raise UsageError("-o/--out: an output folder is required")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out}: exists and is not a folder")
+    clash = [name for name in outputs if (out / name).exists()]
+    if clash and not force:
+        raise UsageError(f"-o {out}: already holds {', '.join(clash)}; use --force to replace them")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"-o {out}: cannot create folder ({err.strerror})") from err
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"-o {out}: folder is not writable")
+    return out
+
+
+def _prepare_out_file(out: Path | None, force: bool) -> Path:
+    if out is None:
+        raise UsageError("-o/--out: an output WAV path is required")
+    if out.suffix.lower() != ".wav":
+        raise UsageError(f"-o {out}: expected a .wav file name")
+    if out.is_dir():
+        raise UsageError(f"-o {out}: is a folder, expected a .wav file name")
+    if out.exists() and not force:
+        raise UsageError(f"-o {out}: already exists; use --force to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"-o {out}: cannot create folder {parent} ({err.strerror})") from err
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"-o {out}: folder {parent} is not writable")
+    return out
+
+
+# -- building parts ---------------------------------------------------------------------
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available on this machine")
+
+
+def _build_prior(prior_cfg: dict[str, Any], device: str):  # noqa: ANN202 (lazy import of Prior)
+    from .priors import PRIORS, build
+
+    options = dict(prior_cfg)
+    name = options.pop("name", None)
+    if name not in PRIORS:
+        raise UsageError(f"--prior: unknown prior {name!r}; expected one of {sorted(PRIORS)}")
+    prior = build(name, **options)
+    return prior.to(device)
+
+
+def _progress_bar(total: int, desc: str, quiet: bool):  # noqa: ANN202
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, desc=desc, unit="it", file=sys.stderr, disable=quiet, dynamic_ncols=True, leave=False
+    )
+
+
+# -- writing results --------------------------------------------------------------------
+
+
+def _history_csv(history: list[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    if history:
+        writer = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: (int(v) if k == "iter" else f"{v:.6g}") for k, v in row.items()})
+    return buf.getvalue()
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import renderers
+    from .audio import save_wav, write_text
+    from .config import from_dict, to_dict
+    from .plots import save_spectrograms
+    from .sds import SDSConfig
+    from .tasks.synthesize import SynthesizeConfig, synthesize
+
+    cfg = _resolve_synth_config(args)
+    out = _prepare_out_dir(args.out, SYNTH_OUTPUTS, args.force)
+    _check_device(cfg["device"])
+    try:
+        sds_cfg = from_dict(SDSConfig, cfg["sds"], "sds")
+        synth_cfg = from_dict(SynthesizeConfig, cfg["synthesize"], "synthesize")
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    prior = _build_prior(cfg["prior"], cfg["device"])
+    renderer_opts = dict(cfg["renderer"])
+    renderer_opts.update(sample_rate=prior.sample_rate, seconds=float(cfg["seconds"]))
+    try:
+        renderer = renderers.build(args.command, **renderer_opts)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    renderer_opts.pop("sample_rate")  # follows the prior; not a user setting
+
+    torch.manual_seed(synth_cfg.seed)
+    bar = _progress_bar(synth_cfg.iters, args.command, args.quiet)
+
+    def on_step(it: int, row: dict[str, float]) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.3g}", sigma=f"{row['sigma']:.2g}")
+
+    started = time.perf_counter()
+    result = synthesize(
+        renderer, prior, cfg["prompt"], synth_cfg, sds_cfg, negative=cfg["negative"], progress=on_step
+    )
+    bar.close()
+    elapsed = time.perf_counter() - started
+
+    resolved = {
+        "command": args.command,
+        "prompt": cfg["prompt"],
+        "negative": cfg["negative"],
+        "seconds": float(cfg["seconds"]),
+        "device": cfg["device"],
+        "prior": cfg["prior"],
+        "renderer": renderer_opts,
+        "synthesize": to_dict(synth_cfg),
+        "sds": to_dict(sds_cfg),
+    }
+    audio = result.audio[0]  # (1, N): the first (only) instance
+    save_wav(out / "audio.wav", audio, prior.sample_rate)
+    params = {
+        "renderer": args.command,
+        "prompt": cfg["prompt"],
+        "sample_rate": prior.sample_rate,
+        "params": result.params,
+    }
+    write_text(out / "params.json", json.dumps(params, indent=2) + "\n")
+    write_text(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    write_text(out / "history.csv", _history_csv(result.history))
+    save_spectrograms(
+        out / "spectrogram.png",
+        [("before", result.initial_audio[0].numpy()), (f"after: {cfg['prompt'][:40]}", audio.numpy())],
+        prior.sample_rate,
+    )
+    if not args.quiet:
+        print(
+            f"audiosds {args.command}: {synth_cfg.iters} iterations in {elapsed:.1f} s -> {out}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from .audio import save_wav
+    from .priors import DEFAULT_PRIOR
+    from .tasks.generate import GenerateConfig, generate
+
+    if args.config is not None:
+        raise UsageError("--config: not supported by 'generate'; pass options as flags")
+    if not args.prompt or not args.prompt.strip():
+        raise UsageError("--prompt: expected non-empty text")
+    if args.negative is not None and not args.negative.strip():
+        raise UsageError("--negative: expected non-empty text when given")
+    seconds = 2.0 if args.seconds is None else args.seconds
+    if not 0.05 <= seconds <= 60:
+        raise UsageError(f"--seconds: expected a length in [0.05, 60] s, got {seconds!r}")
+    options: dict[str, Any] = {"seconds": seconds}
+    for key, value in (
+        ("steps", args.steps),
+        ("cfg_scale", args.cfg),
+        ("method", args.method),
+        ("seed", args.seed),
+    ):
+        if value is not None:
+            options[key] = value
+    try:
+        gen_cfg = GenerateConfig(**options)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    out = _prepare_out_file(args.out, args.force)
+    device = args.device or "cpu"
+    _check_device(device)
+    prior_cfg: dict[str, Any] = {"name": args.prior or DEFAULT_PRIOR}
+    if args.model is not None:
+        prior_cfg["model"] = args.model
+    prior = _build_prior(prior_cfg, device)
+    bar = _progress_bar(gen_cfg.steps, "generate", args.quiet)
+    audio = generate(prior, args.prompt, gen_cfg, negative=args.negative, progress=lambda i: bar.update(1))
+    bar.close()
+    save_wav(out, audio, prior.sample_rate)
+    if not args.quiet:
+        print(f"audiosds generate: {seconds:g} s at {prior.sample_rate} Hz -> {out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"fm": _run_synth, "impact": _run_synth, "generate": _run_generate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 1 runtime failure, 2 usage error)."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        return COMMANDS[args.command](args)
+    except UsageError as err:
+        if debug:
+            raise
+        print(f"audiosds: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("audiosds: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError, MemoryError) as err:
+        if debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"audiosds: error: {message}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Figures written by the CLI and the benchmarks (matplotlib, Agg backend, saved atomically)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .audio import write_bytes
+
+DYNAMIC_RANGE_DB = 80.0  # colour scale: the loudest bin of all panels down to this many dB below
+
+
+def _log_spectrogram(
+    audio: np.ndarray, sample_rate: int, nfft: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from scipy.signal import stft
+
+    mono = np.asarray(audio, dtype=np.float64).reshape(-1, np.asarray(audio).shape[-1]).mean(axis=0)
+    nfft = min(nfft, max(16, 1 << int(np.log2(max(mono.size, 16)))))
+    freqs, times, spec = stft(mono, fs=sample_rate, nperseg=nfft, noverlap=nfft * 3 // 4)
+    return freqs, times, 20.0 * np.log10(np.abs(spec) + 1e-10)
+
+
+def save_spectrograms(
+    path: str | Path, panels: Sequence[tuple[str, np.ndarray]], sample_rate: int, nfft: int = 1024
+) -> None:
+    """Log-magnitude spectrograms side by side on one colour scale, as PNG.
+
+    Args:
+        path: output PNG path (written atomically).
+        panels: (title, audio) pairs; audio (N,) or (C, N) (channels are averaged).
+        sample_rate: of every panel's audio.
+        nfft: STFT window size.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    specs = [(title, *_log_spectrogram(audio, sample_rate, nfft)) for title, audio in panels]
+    top = max(float(s[3].max()) for s in specs)
+    cols = min(len(specs), 4)
+    rows = -(-len(specs) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.5 * cols + 1, 3.4 * rows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat[len(specs) :]:
+        ax.axis("off")
+    image = None
+    for ax, (title, freqs, times, db) in zip(axes.flat, specs, strict=False):
+        image = ax.pcolormesh(
+            times, freqs, db, shading="auto", cmap="magma", vmin=top - DYNAMIC_RANGE_DB, vmax=top
+        )
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("frequency (Hz)")
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), label="dB", shrink=0.9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())
