@@ -239,13 +239,17 @@ def _check_device(device: str) -> None:
 
 
 def _build_prior(prior_cfg: dict[str, Any], device: str):  # noqa: ANN202 (lazy import of Prior)
+    from .config import ConfigError
     from .priors import PRIORS, build
 
     options = dict(prior_cfg)
     name = options.pop("name", None)
     if name not in PRIORS:
         raise UsageError(f"--prior: unknown prior {name!r}; expected one of {sorted(PRIORS)}")
-    prior = build(name, **options)
+    try:
+        prior = build(name, **options)
+    except ConfigError as err:
+        raise UsageError(str(err)) from err
     return prior.to(device)
 
 

@@ -8,26 +8,32 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+class ConfigError(ValueError):
+    """An unknown option or an invalid value in a config mapping."""
+
+
 def from_dict(cls: type[T], values: dict[str, Any] | None, what: str) -> T:
     """Build dataclass ``cls`` from ``values``; an unknown key is a ValueError naming it.
 
     Tuples in the dataclass may arrive as YAML lists and are converted back.
     """
-    values = dict(values or {})
+    if values is None:
+        values = {}
     if not isinstance(values, dict):
-        raise ValueError(f"{what}: expected a mapping of options, got {type(values).__name__}")
+        raise ConfigError(f"{what}: expected a mapping of options, got {type(values).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(names))
     if unknown:
-        raise ValueError(f"{what}: unknown option(s) {unknown}; expected some of {sorted(names)}")
+        raise ConfigError(f"{what}: unknown option(s) {unknown}; expected some of {sorted(names)}")
+    values = dict(values)
     for key, value in list(values.items()):
         default = names[key].default
         if isinstance(default, tuple) and isinstance(value, list):
             values[key] = tuple(value)
     try:
         return cls(**values)
-    except TypeError as err:
-        raise ValueError(f"{what}: {err}") from err
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{what}: {err}") from err
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from .spectral import stft_magnitudes
 MODES = ("decoder", "spectral", "latent")
 ANNEALS = ("none", "linear", "sqrt")
 WEIGHTINGS = ("uniform", "sigma")
+MAX_CFG_SCALE = 100.0  # DreamFusion's value; audio already buzzes far below it
 
 
 def _is_int(value: object) -> bool:
@@ -67,8 +68,8 @@ class SDSConfig:
 
         if self.mode not in MODES:
             raise bad("mode", f"one of {MODES}")
-        if not _is_number(self.cfg_scale) or self.cfg_scale < 0:
-            raise bad("cfg_scale", "a finite number >= 0")
+        if not _is_number(self.cfg_scale) or not 0 <= self.cfg_scale <= MAX_CFG_SCALE:
+            raise bad("cfg_scale", f"a number in [0, {MAX_CFG_SCALE:g}]")
         if not _is_number(self.t_min) or not 0 <= self.t_min <= 1:
             raise bad("t_min", "a number in [0, 1]")
         if not _is_number(self.t_max) or not self.t_min <= self.t_max <= 1:
