@@ -245,3 +245,63 @@ def test_model_folder_missing_parts_is_one_line(tmp_path, capsys, monkeypatch):
     assert_one_line_error(err)
     assert "vae/" in err
     assert not (tmp_path / "run" / "audio.wav").exists()
+
+
+def test_sigint_checkpoints_and_resume_gives_the_uninterrupted_bytes(tmp_path):
+    import signal
+    import time
+
+    argv = [
+        sys.executable,
+        "-m",
+        "audiosds",
+        "fm",
+        "--prompt",
+        "a bell",
+        "--seconds",
+        "0.1",
+        "--iters",
+        "600",
+        "--checkpoint-every",
+        "5",
+        "--seed",
+        "3",
+        "--quiet",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert (
+        subprocess.run([*argv, "-o", str(whole)], capture_output=True, timeout=300, env=env).returncode == 0
+    )
+
+    proc = subprocess.Popen([*argv, "-o", str(part)], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (part / "checkpoint.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert f"--resume {part}" in lines[0]
+    assert (part / "audio.wav").exists() and (part / "history.csv").exists()
+    done = len((part / "history.csv").read_text().splitlines()) - 1
+    assert 0 < done < 600
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "audiosds", "fm", "--resume", str(part), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (part / "audio.wav").read_bytes() == (whole / "audio.wav").read_bytes()
+    assert (part / "history.csv").read_text() == (whole / "history.csv").read_text()
+
+
+def test_resume_needs_a_run_folder(tmp_path, capsys):
+    code, err = run(capsys, "fm", "--resume", tmp_path)
+    assert code == 2
+    assert_one_line_error(err)
+    assert "config.yaml" in err

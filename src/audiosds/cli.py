@@ -11,13 +11,16 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ from . import __version__
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
-SYNTH_OUTPUTS = ("audio.wav", "params.json", "config.yaml", "history.csv", "spectrogram.png")
+SYNTH_OUTPUTS = ("audio.wav", "params.json", "config.yaml", "history.csv", "spectrogram.png", "checkpoint.pt")
 
 
 class UsageError(Exception):
@@ -97,6 +100,10 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--draws", type=_positive_int, help="independent noise draws per iteration")
         p.add_argument("-o", "--out", type=Path, help="output folder")
         p.add_argument("--force", action="store_true", help="replace this tool's files in an existing folder")
+        p.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run in its folder")
+        p.add_argument(
+            "--checkpoint-every", type=int, metavar="N", help="iterations between checkpoints (50)"
+        )
     p = sub.add_parser("generate", help="text-to-audio with the prior alone", description="Generate audio.")
     _add_common(p)
     p.add_argument("--seconds", type=_finite_float, help="length in seconds (default 2)")
@@ -109,7 +116,18 @@ def _build_parser() -> argparse.ArgumentParser:
 
 # -- configuration ----------------------------------------------------------------------
 
-_TOP_KEYS = {"command", "prompt", "negative", "seconds", "device", "prior", "renderer", "synthesize", "sds"}
+_TOP_KEYS = {
+    "command",
+    "prompt",
+    "negative",
+    "seconds",
+    "device",
+    "prior",
+    "renderer",
+    "synthesize",
+    "sds",
+    "loop",
+}
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -126,7 +144,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
         raise UsageError(f"--config {path}: unknown key(s) {unknown}; expected some of {sorted(_TOP_KEYS)}")
-    for key in ("prior", "renderer", "synthesize", "sds"):
+    for key in ("prior", "renderer", "synthesize", "sds", "loop"):
         if key in data and not isinstance(data[key], dict):
             raise UsageError(f"--config {path}: '{key}' must be a mapping")
     return data
@@ -146,6 +164,7 @@ def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
         "renderer": {},
         "synthesize": {},
         "sds": {},
+        "loop": {},
     }
     if args.config is not None:
         file_cfg = _read_config_file(args.config)
@@ -170,6 +189,7 @@ def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
         ("sds", "mode"): args.mode,
         ("sds", "num_steps"): args.steps,
         ("sds", "num_draws"): args.draws,
+        ("loop", "checkpoint_every"): args.checkpoint_every,
     }
     for path, value in flags.items():
         if value is None:
@@ -278,21 +298,26 @@ def _history_csv(history: list[dict[str, float]]) -> str:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    import torch
-
     from . import renderers
     from .audio import save_wav, write_text
     from .config import from_dict, to_dict
     from .plots import save_spectrograms
     from .sds import SDSConfig
+    from .tasks.loop import CHECKPOINT_NAME, LoopConfig
     from .tasks.synthesize import SynthesizeConfig, synthesize
 
+    if args.resume is not None:
+        args.config, args.out = _resume_config(args)
     cfg = _resolve_synth_config(args)
-    out = _prepare_out_dir(args.out, SYNTH_OUTPUTS, args.force)
+    if args.resume is None:
+        out = _prepare_out_dir(args.out, SYNTH_OUTPUTS, args.force)
+    else:
+        out = args.out
     _check_device(cfg["device"])
     try:
         sds_cfg = from_dict(SDSConfig, cfg["sds"], "sds")
         synth_cfg = from_dict(SynthesizeConfig, cfg["synthesize"], "synthesize")
+        loop_cfg = from_dict(LoopConfig, cfg["loop"], "loop")
     except ValueError as err:
         raise UsageError(str(err)) from err
     prior = _build_prior(cfg["prior"], cfg["device"])
@@ -304,20 +329,6 @@ def _run_synth(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     renderer_opts.pop("sample_rate")  # follows the prior; not a user setting
 
-    torch.manual_seed(synth_cfg.seed)
-    bar = _progress_bar(synth_cfg.iters, args.command, args.quiet)
-
-    def on_step(it: int, row: dict[str, float]) -> None:
-        bar.update(1)
-        bar.set_postfix(loss=f"{row['loss']:.3g}", sigma=f"{row['sigma']:.2g}")
-
-    started = time.perf_counter()
-    result = synthesize(
-        renderer, prior, cfg["prompt"], synth_cfg, sds_cfg, negative=cfg["negative"], progress=on_step
-    )
-    bar.close()
-    elapsed = time.perf_counter() - started
-
     resolved = {
         "command": args.command,
         "prompt": cfg["prompt"],
@@ -328,29 +339,138 @@ def _run_synth(args: argparse.Namespace) -> int:
         "renderer": renderer_opts,
         "synthesize": to_dict(synth_cfg),
         "sds": to_dict(sds_cfg),
+        "loop": to_dict(loop_cfg),
     }
+    # written first, so an interrupted run can always be resumed from its folder
+    write_text(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    bar = _progress_bar(synth_cfg.iters, args.command, args.quiet)
+
+    def on_step(it: int, row: dict[str, float]) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.3g}", sigma=f"{row['sigma']:.2g}")
+
+    started = time.perf_counter()
+    with _stop_on_signals() as stop:
+        if args.resume is not None:
+            bar.update(_checkpoint_iteration(out / CHECKPOINT_NAME))
+        result = synthesize(
+            renderer,
+            prior,
+            cfg["prompt"],
+            synth_cfg,
+            sds_cfg,
+            negative=cfg["negative"],
+            progress=on_step,
+            loop=loop_cfg,
+            checkpoint=out / CHECKPOINT_NAME,
+            resume=args.resume is not None,
+            should_stop=stop.is_set,
+        )
+    bar.close()
+    elapsed = time.perf_counter() - started
+
     audio = result.audio[0]  # (1, N): the first (only) instance
     save_wav(out / "audio.wav", audio, prior.sample_rate)
     params = {
         "renderer": args.command,
         "prompt": cfg["prompt"],
         "sample_rate": prior.sample_rate,
+        "iterations": len(result.history),
         "params": result.params,
     }
     write_text(out / "params.json", json.dumps(params, indent=2) + "\n")
-    write_text(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     write_text(out / "history.csv", _history_csv(result.history))
     save_spectrograms(
         out / "spectrogram.png",
         [("before", result.initial_audio[0].numpy()), (f"after: {cfg['prompt'][:40]}", audio.numpy())],
         prior.sample_rate,
     )
-    if not args.quiet:
+    return _finish(args, result.status, result.message, stop.signal, out, elapsed, len(result.history))
+
+
+def _finish(
+    args: argparse.Namespace,
+    status: str,
+    message: str,
+    signum: int | None,
+    out: Path,
+    elapsed: float,
+    done: int,
+) -> int:
+    """Report how a run ended; the exit status follows it."""
+    if status == "stopped":
+        name = signal.Signals(signum).name if signum else "a stop request"
         print(
-            f"audiosds {args.command}: {synth_cfg.iters} iterations in {elapsed:.1f} s -> {out}",
+            f"audiosds: interrupted by {name} after {done} iterations; outputs and a checkpoint are in "
+            f"{out}; resume with: audiosds {args.command} --resume {out}",
             file=sys.stderr,
         )
+        return 128 + (signum or 2)
+    if status == "diverged":
+        print(
+            f"audiosds: error: run abandoned: {message}; the last good outputs are in {out}", file=sys.stderr
+        )
+        return EXIT_RUNTIME
+    if not args.quiet:
+        print(f"audiosds {args.command}: {done} iterations in {elapsed:.1f} s -> {out}", file=sys.stderr)
     return 0
+
+
+def _resume_config(args: argparse.Namespace) -> tuple[Path, Path]:
+    """--resume DIR: the run's own config.yaml and folder; other run options are refused."""
+    from .tasks.loop import CHECKPOINT_NAME
+
+    folder: Path = args.resume
+    clashes = [flag for flag, value in (("--config", args.config), ("-o", args.out)) if value is not None]
+    if clashes:
+        raise UsageError(f"--resume: cannot be combined with {', '.join(clashes)} (the run folder has both)")
+    for name in ("config.yaml", CHECKPOINT_NAME):
+        if not (folder / name).is_file():
+            raise UsageError(f"--resume {folder}: no {name} there (not a run folder, or nothing to resume)")
+    return folder / "config.yaml", folder
+
+
+def _checkpoint_iteration(path: Path) -> int:
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["iteration"])
+    except (RuntimeError, KeyError, TypeError, EOFError, OSError, ValueError) as err:
+        raise UsageError(f"--resume: {path} is not a usable checkpoint") from err
+
+
+class _StopFlag:
+    """Set by SIGINT / SIGTERM; remembers which signal."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def is_set(self) -> bool:
+        return self.signal is not None
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_StopFlag]:
+    """Turn SIGINT / SIGTERM into a polite stop request for the duration of a run; a second
+    signal of the same kind falls back to the previous handler (e.g. KeyboardInterrupt)."""
+    flag = _StopFlag()
+    previous = {}
+
+    def handler(signum: int, frame: object) -> None:
+        if flag.signal is not None:
+            signal.signal(signum, previous[signum])
+            signal.raise_signal(signum)
+            return
+        flag.signal = signum
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, handler)
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _run_generate(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -17,6 +18,7 @@ from ..audio import match_channels
 from ..priors import Prior
 from ..renderers import Renderer
 from ..sds import SDSConfig, sds_step
+from .loop import LoopConfig, load_checkpoint, run_loop
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,18 @@ class SynthesisResult:
         audio: final render, (B, 1, N) at the prior's sample rate.
         initial_audio: the render before optimisation, same shape.
         params: ``renderer.to_dict()`` at the end (human units).
-        history: one dict per iteration (iter, loss, update_norm, sigma, and any extra scores).
+        history: one dict per iteration (iter, loss, update_norm, sigma, skipped, ...).
+        status: "completed", "stopped" (``should_stop``) or "diverged" (too many non-finite
+            steps; the parameters are the last good ones).
+        message: why the run ended early, if it did.
     """
 
     audio: Tensor
     initial_audio: Tensor
     params: dict[str, object]
     history: list[dict[str, float]] = field(default_factory=list)
+    status: str = "completed"
+    message: str = ""
 
 
 def synthesize(
@@ -62,17 +69,26 @@ def synthesize(
     sds: SDSConfig | None = None,
     negative: str | None = None,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    loop: LoopConfig | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SynthesisResult:
     """Optimise ``renderer`` so its audio matches ``prompt`` under ``prior``.
 
     Args:
-        renderer: any Renderer rendering at ``prior.sample_rate``.
+        renderer: any Renderer rendering at ``prior.sample_rate``, freshly built from its
+            config (a resumed run rebuilds it the same way, then loads the checkpoint).
         prior: a frozen Prior.
         prompt: the text prompt.
         config: optimisation settings.
         sds: the SDS update rule settings.
         negative: optional negative prompt (replaces the unconditional CFG branch).
         progress: called after each iteration with (iteration, history row).
+        loop: checkpoint interval and numeric-guard settings.
+        checkpoint: checkpoint file path; None disables checkpoints.
+        resume: continue from ``checkpoint`` instead of starting afresh.
+        should_stop: polled between iterations; True ends the run with status "stopped".
 
     Returns:
         SynthesisResult with the final and initial audio, parameters and per-iteration history.
@@ -85,36 +101,45 @@ def synthesize(
         )
     if not prompt or not prompt.strip():
         raise ValueError("prompt: expected non-empty text, got an empty prompt")
+    if resume and checkpoint is None:
+        raise ValueError("resume: expected a checkpoint path to resume from, got None")
     device = prior.device
     renderer.to(device)
     cond = prior.embed([prompt], negative=None if negative is None else [negative])
     generator = torch.Generator(device=device).manual_seed(config.seed)
     optimizer = torch.optim.Adam(renderer.parameters(), lr=config.lr)
-
     with torch.no_grad():
         initial = renderer().detach().clone()
-    history: list[dict[str, float]] = []
-    for it in range(config.iters):
-        optimizer.zero_grad(set_to_none=True)
+    state = load_checkpoint(checkpoint, renderer, optimizer, generator) if resume else None
+
+    def step(it: int) -> tuple[Tensor, dict[str, float]]:
         # 1. render and bring to the prior's format
         x = match_channels(renderer(), prior.channels)  # (B, C, N)
         # 2. the SDS update as a surrogate loss whose gradient w.r.t. x is the update
-        step = sds_step(prior, x, cond, sds, progress=it / max(config.iters - 1, 1), generator=generator)
-        step.loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(renderer.parameters(), config.grad_clip)
-        # 3. Adam on the renderer's raw parameters
-        optimizer.step()
+        result = sds_step(prior, x, cond, sds, progress=it / max(config.iters - 1, 1), generator=generator)
         row = {
             "iter": float(it),
-            "loss": float(step.loss.detach()),
-            "update_norm": float(step.update_norm),
-            "sigma": float(step.sigma.mean()),
+            "loss": float(result.loss.detach()),
+            "update_norm": float(result.update_norm),
+            "sigma": float(result.sigma.mean()),
         }
-        history.append(row)
-        if progress is not None:
-            progress(it, row)
+        return result.loss, row
 
+    outcome = run_loop(
+        renderer,
+        optimizer,
+        generator,
+        config.iters,
+        step,
+        loop,
+        checkpoint,
+        state,
+        should_stop,
+        progress,
+        grad_clip=config.grad_clip,
+    )
     with torch.no_grad():
         final = renderer().detach().clone()
-    return SynthesisResult(final, initial, renderer.to_dict(), history)
+    return SynthesisResult(
+        final, initial, renderer.to_dict(), outcome.state.history, outcome.status, outcome.message
+    )
