@@ -305,3 +305,116 @@ def test_resume_needs_a_run_folder(tmp_path, capsys):
     assert code == 2
     assert_one_line_error(err)
     assert "config.yaml" in err
+
+
+def write_mixture(path, sample_rate, channels, seconds, silent=False):
+    t = np.arange(round(sample_rate * seconds)) / sample_rate
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(t.size)
+    data = np.stack([tone + noise] * channels, axis=1) * (0.0 if silent else 1.0)
+    sf.write(str(path), data, sample_rate)
+    return path
+
+
+SEP_FAST = ["--prompt", "a bell", "--prompt", "rain", "--iters", "3", "--quiet"]
+
+
+@pytest.mark.parametrize(("sample_rate", "channels"), [(44100, 2), (22050, 1)])
+def test_separate_writes_sources_in_the_input_format(tmp_path, capsys, sample_rate, channels):
+    mix = write_mixture(tmp_path / "mix.wav", sample_rate, channels, 0.7)
+    out = tmp_path / "sep"
+    code, err = run(capsys, "separate", mix, *SEP_FAST, "-o", out)
+    assert code == 0, err
+    expected = {
+        "source_1.wav",
+        "source_2.wav",
+        "mixture_reconstruction.wav",
+        "params.json",
+        "config.yaml",
+        "history.csv",
+        "spectrograms.png",
+    }
+    assert {p.name for p in out.iterdir()} == expected
+    n = round(sample_rate * 0.7)
+    for name in ("source_1.wav", "source_2.wav", "mixture_reconstruction.wav"):
+        info = sf.info(str(out / name))
+        assert (info.samplerate, info.channels, info.frames) == (sample_rate, channels, n), name
+    s1, _ = sf.read(str(out / "source_1.wav"))
+    s2, _ = sf.read(str(out / "source_2.wav"))
+    mixture, _ = sf.read(str(mix))
+    # the default (remasked) sources carry the mixture's phase and add up to it
+    np.testing.assert_allclose((s1 + s2).reshape(mixture.shape), mixture, atol=2e-3)
+    params = json.loads((out / "params.json").read_text())
+    assert params["files"] == {"source_1.wav": "a bell", "source_2.wav": "rain"}
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and {"rec_loss", "sds_norm", "skipped"} <= set(rows[0])
+
+
+def test_separate_noise_source_and_negative_prompts(tmp_path, capsys):
+    mix = write_mixture(tmp_path / "mix.flac", 16000, 1, 0.5)
+    out = tmp_path / "sep"
+    code, err = run(
+        capsys,
+        "separate",
+        mix,
+        *SEP_FAST,
+        "--negative",
+        "speech",
+        "--negative",
+        "",
+        "--noise-source",
+        "-o",
+        out,
+    )
+    assert code == 0, err
+    assert (out / "source_noise.wav").exists()
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["negative"] == ["speech", None]
+    assert saved["separate"]["noise_source"] is True
+
+
+def test_separate_warns_on_silence_and_still_runs(tmp_path, capsys):
+    mix = write_mixture(tmp_path / "mix.wav", 16000, 1, 0.5, silent=True)
+    code, err = run(capsys, "separate", mix, *SEP_FAST, "-o", tmp_path / "sep")
+    assert code == 0
+    assert "warning" in err and "silent" in err
+    assert (tmp_path / "sep" / "source_2.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("prompts", "extra", "needle"),
+    [
+        (["a bell"], [], "2 to 8"),
+        ([f"p{i}" for i in range(9)], [], "2 to 8"),
+        (["a bell", " "], [], "non-empty"),
+        (["a bell", "rain"], ["--negative", "x"], "--negative"),
+        (["a bell", "rain"], ["--gamma", "-1"], "gamma"),
+    ],
+)
+def test_separate_usage_errors(tmp_path, capsys, prompts, extra, needle):
+    mix = write_mixture(tmp_path / "mix.wav", 16000, 1, 0.5)
+    argv = ["separate", mix, *[a for p in prompts for a in ("--prompt", p)], *extra, "-o", tmp_path / "o"]
+    code, err = run(capsys, *argv, "--quiet")
+    assert code == 2
+    assert_one_line_error(err)
+    assert needle in err
+    assert not (tmp_path / "o" / "source_1.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (None, "no such file"),
+        (b"not audio", "not a readable audio file"),
+        (b"RIFF\x00\x00", "not a readable"),
+    ],
+)
+def test_separate_bad_input_files(tmp_path, capsys, content, needle):
+    mix = tmp_path / "mix.wav"
+    if content is not None:
+        mix.write_bytes(content)
+    code, err = run(capsys, "separate", mix, *SEP_FAST, "-o", tmp_path / "o")
+    assert code == 2
+    assert_one_line_error(err)
+    assert needle in err

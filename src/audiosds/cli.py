@@ -68,11 +68,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, one_prompt: bool = True) -> None:
     from .priors import PRIORS
 
-    p.add_argument("--prompt", help="text prompt the result should match")
-    p.add_argument("--negative", help="negative prompt (replaces the unconditional CFG branch)")
+    if one_prompt:
+        p.add_argument("--prompt", help="text prompt the result should match")
+        p.add_argument("--negative", help="negative prompt (replaces the unconditional CFG branch)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--prior", choices=sorted(PRIORS), help="diffusion prior backend")
     p.add_argument("--model", help="model folder or Hugging Face id (stable-audio-open)")
@@ -104,6 +105,27 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--checkpoint-every", type=int, metavar="N", help="iterations between checkpoints (50)"
         )
+    p = sub.add_parser(
+        "separate",
+        help="split a recording into prompt-named sources",
+        description="Separate by SDS (eq. 13).",
+    )
+    p.add_argument("mixture", type=Path, help="audio file (WAV, FLAC, OGG, ...)")
+    _add_common(p, one_prompt=False)
+    p.add_argument(
+        "--prompt", action="append", dest="prompts", help="one per source, 2 to 8 (repeat the flag)"
+    )
+    p.add_argument(
+        "--negative", action="append", dest="negatives", help="per-source negative prompts (0 or K)"
+    )
+    p.add_argument("--iters", type=_positive_int, help="iterations per window (default 200)")
+    p.add_argument("--lr", type=_finite_float, help="Adam learning rate")
+    p.add_argument("--gamma", type=_finite_float, help="SDS weight against the reconstruction loss")
+    p.add_argument("--sources", choices=("latent", "remasked", "masks"), help="source parametrization")
+    p.add_argument("--noise-source", action="store_true", default=None, help="add a catch-all 'noise' source")
+    p.add_argument("--steps", type=_positive_int, help="K denoising steps per SDS iteration")
+    p.add_argument("-o", "--out", type=Path, help="output folder")
+    p.add_argument("--force", action="store_true", help="replace this tool's files in an existing folder")
     p = sub.add_parser("generate", help="text-to-audio with the prior alone", description="Generate audio.")
     _add_common(p)
     p.add_argument("--seconds", type=_finite_float, help="length in seconds (default 2)")
@@ -116,21 +138,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 # -- configuration ----------------------------------------------------------------------
 
-_TOP_KEYS = {
-    "command",
-    "prompt",
-    "negative",
-    "seconds",
-    "device",
-    "prior",
-    "renderer",
-    "synthesize",
-    "sds",
-    "loop",
-}
 
-
-def _read_config_file(path: Path) -> dict[str, Any]:
+def _read_config_file(path: Path, allowed: set[str]) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"--config {path}: no such file")
     try:
@@ -141,20 +150,49 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: expected a mapping at the top level")
-    unknown = sorted(set(data) - _TOP_KEYS)
+    unknown = sorted(set(data) - allowed)
     if unknown:
-        raise UsageError(f"--config {path}: unknown key(s) {unknown}; expected some of {sorted(_TOP_KEYS)}")
-    for key in ("prior", "renderer", "synthesize", "sds", "loop"):
-        if key in data and not isinstance(data[key], dict):
-            raise UsageError(f"--config {path}: '{key}' must be a mapping")
+        raise UsageError(f"--config {path}: unknown key(s) {unknown}; expected some of {sorted(allowed)}")
     return data
 
 
+def _layered_config(
+    args: argparse.Namespace, defaults: dict[str, Any], flags: dict[tuple[str, ...], Any]
+) -> dict[str, Any]:
+    """Defaults < config file < command-line flags, as one plain dict (what config.yaml holds).
+
+    Mapping-valued defaults are sections (prior, sds, ...): a config file or flag sets keys
+    inside them; other defaults are plain values.
+    """
+    cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in defaults.items()}
+    if args.config is not None:
+        file_cfg = _read_config_file(args.config, set(defaults))
+        if file_cfg.get("command", args.command) != args.command:
+            raise UsageError(
+                f"--config {args.config}: written for '{file_cfg['command']}', not '{args.command}'"
+            )
+        for key, value in file_cfg.items():
+            if isinstance(defaults[key], dict):
+                if not isinstance(value, dict):
+                    raise UsageError(f"--config {args.config}: '{key}' must be a mapping")
+                cfg[key] = dict(value)
+            else:
+                cfg[key] = value
+    for path, value in flags.items():
+        if value is None:
+            continue
+        if len(path) == 1:
+            cfg[path[0]] = value
+        else:
+            cfg[path[0]][path[1]] = value
+    return cfg
+
+
 def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Defaults < config file < command-line flags, as one plain dict (what config.yaml holds)."""
+    """The fm / impact run's settings."""
     from .priors import DEFAULT_PRIOR
 
-    cfg: dict[str, Any] = {
+    defaults: dict[str, Any] = {
         "command": args.command,
         "prompt": None,
         "negative": None,
@@ -166,14 +204,6 @@ def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
         "sds": {},
         "loop": {},
     }
-    if args.config is not None:
-        file_cfg = _read_config_file(args.config)
-        if file_cfg.get("command", args.command) != args.command:
-            raise UsageError(
-                f"--config {args.config}: written for '{file_cfg['command']}', not '{args.command}'"
-            )
-        for key, value in file_cfg.items():
-            cfg[key] = dict(value) if isinstance(value, dict) else value
     flags = {
         ("prompt",): args.prompt,
         ("negative",): args.negative,
@@ -191,16 +221,10 @@ def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
         ("sds", "num_draws"): args.draws,
         ("loop", "checkpoint_every"): args.checkpoint_every,
     }
-    for path, value in flags.items():
-        if value is None:
-            continue
-        if len(path) == 1:
-            cfg[path[0]] = value
-        else:
-            cfg[path[0]][path[1]] = value
-    if not cfg["prompt"] or not str(cfg["prompt"]).strip():
+    cfg = _layered_config(args, defaults, flags)
+    if not isinstance(cfg["prompt"], str) or not cfg["prompt"].strip():
         raise UsageError("--prompt: expected non-empty text")
-    if cfg["negative"] is not None and not str(cfg["negative"]).strip():
+    if cfg["negative"] is not None and (not isinstance(cfg["negative"], str) or not cfg["negative"].strip()):
         raise UsageError("--negative: expected non-empty text when given")
     seconds = cfg["seconds"]
     if not (isinstance(seconds, int | float) and math.isfinite(seconds) and 0.05 <= seconds <= 60):
@@ -473,6 +497,155 @@ def _stop_on_signals() -> Iterator[_StopFlag]:
             signal.signal(sig, old)
 
 
+SEPARATE_OUTPUTS = (
+    "mixture_reconstruction.wav",
+    "params.json",
+    "config.yaml",
+    "history.csv",
+    "spectrograms.png",
+)
+
+
+def _source_names(num_prompts: int, noise_source: bool) -> list[str]:
+    names = [f"source_{k + 1}.wav" for k in range(num_prompts)]
+    return [*names, "source_noise.wav"] if noise_source else names
+
+
+def _resolve_separate_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The separate run's settings."""
+    from .priors import DEFAULT_PRIOR
+
+    defaults: dict[str, Any] = {
+        "command": "separate",
+        "prompts": None,
+        "negative": None,
+        "device": "cpu",
+        "prior": {"name": DEFAULT_PRIOR},
+        "separate": {},
+        "sds": {},
+        "loop": {},
+    }
+    flags = {
+        ("prompts",): args.prompts,
+        ("negative",): args.negatives,
+        ("device",): args.device,
+        ("prior", "name"): args.prior,
+        ("prior", "model"): args.model,
+        ("separate", "iters"): args.iters,
+        ("separate", "lr"): args.lr,
+        ("separate", "seed"): args.seed,
+        ("separate", "gamma"): args.gamma,
+        ("separate", "parametrization"): args.sources,
+        ("separate", "noise_source"): args.noise_source,
+        ("sds", "cfg_scale"): args.cfg,
+        ("sds", "num_steps"): args.steps,
+    }
+    cfg = _layered_config(args, defaults, flags)
+    prompts = cfg["prompts"]
+    if not isinstance(prompts, list) or not 2 <= len(prompts) <= 8:
+        got = len(prompts) if isinstance(prompts, list) else 0
+        raise UsageError(f"--prompt: expected 2 to 8 prompts (one per source), got {got}")
+    if not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise UsageError("--prompt: expected non-empty text for every source")
+    negative = cfg["negative"]
+    if negative is not None:
+        if not isinstance(negative, list) or len(negative) != len(prompts):
+            got = len(negative) if isinstance(negative, list) else negative
+            raise UsageError(f"--negative: expected none or one per --prompt ({len(prompts)}), got {got}")
+        cfg["negative"] = [n if isinstance(n, str) and n.strip() else None for n in negative]
+    return cfg
+
+
+def _run_separate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .audio import AudioError, load_audio, save_wav, write_text
+    from .config import from_dict, to_dict
+    from .plots import save_spectrograms
+    from .sds import SDSConfig
+    from .tasks.loop import LoopConfig
+    from .tasks.separate import SeparateConfig, SeparationStopped, num_windows, separate
+
+    cfg = _resolve_separate_config(args)
+    try:
+        sep_cfg = from_dict(SeparateConfig, cfg["separate"], "separate")
+        sds_cfg = from_dict(SDSConfig, cfg["sds"], "sds")
+        loop_cfg = from_dict(LoopConfig, cfg["loop"], "loop")
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    outputs = (*SEPARATE_OUTPUTS, *_source_names(len(cfg["prompts"]), sep_cfg.noise_source))
+    out = _prepare_out_dir(args.out, outputs, args.force)
+    _check_device(cfg["device"])
+    try:
+        mixture, sample_rate = load_audio(args.mixture)  # (C, N)
+    except AudioError as err:
+        raise UsageError(str(err)) from err
+    if float(np.abs(mixture).max()) == 0.0:
+        print(
+            f"audiosds: warning: {args.mixture} is silent; every source will be silent too", file=sys.stderr
+        )
+    prior = _build_prior(cfg["prior"], cfg["device"])
+    resolved = {
+        "command": "separate",
+        "prompts": cfg["prompts"],
+        "negative": cfg["negative"],
+        "device": cfg["device"],
+        "prior": cfg["prior"],
+        "separate": to_dict(sep_cfg),
+        "sds": to_dict(sds_cfg),
+        "loop": to_dict(loop_cfg),
+    }
+    write_text(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    total = num_windows(mixture.shape[1], sample_rate, prior, sep_cfg) * sep_cfg.iters
+    bar = _progress_bar(total, "separate", args.quiet)
+
+    def on_step(step: int, row: dict[str, float]) -> None:
+        bar.update(1)
+        bar.set_postfix(rec=f"{row['rec_loss']:.3g}", sds=f"{row['sds_norm']:.2g}")
+
+    started = time.perf_counter()
+    try:
+        with _stop_on_signals() as stop:
+            result = separate(
+                mixture,
+                sample_rate,
+                prior,
+                cfg["prompts"],
+                sep_cfg,
+                sds_cfg,
+                negative=cfg["negative"],
+                progress=on_step,
+                loop=loop_cfg,
+                should_stop=stop.is_set,
+            )
+    except SeparationStopped as err:
+        bar.close()
+        if err.status == "stopped":
+            print(f"audiosds: interrupted; separation keeps no partial results yet ({err})", file=sys.stderr)
+            return 128 + (stop.signal or 2)
+        raise RuntimeError(f"separation abandoned: {err}") from err
+    bar.close()
+    elapsed = time.perf_counter() - started
+
+    names = _source_names(len(cfg["prompts"]), sep_cfg.noise_source)
+    for name, source in zip(names, result.sources, strict=True):
+        save_wav(out / name, source, sample_rate)
+    save_wav(out / "mixture_reconstruction.wav", result.mixture_reconstruction, sample_rate)
+    params = {
+        "mixture": str(args.mixture),
+        "files": dict(zip(names, result.prompts, strict=True)),
+        **result.params,
+    }
+    write_text(out / "params.json", json.dumps(params, indent=2) + "\n")
+    write_text(out / "history.csv", _history_csv(result.history))
+    panels = [("mixture", mixture)] + [
+        (f"{name[:-4]}: {prompt[:32]}", source)
+        for name, prompt, source in zip(names, result.prompts, result.sources, strict=True)
+    ]
+    save_spectrograms(out / "spectrograms.png", panels, sample_rate)
+    return _finish(args, "completed", "", None, out, elapsed, len(result.history))
+
+
 def _run_generate(args: argparse.Namespace) -> int:
     from .audio import save_wav
     from .priors import DEFAULT_PRIOR
@@ -516,7 +689,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"fm": _run_synth, "impact": _run_synth, "generate": _run_generate}
+COMMANDS = {"fm": _run_synth, "impact": _run_synth, "separate": _run_separate, "generate": _run_generate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -154,7 +154,7 @@ def run_loop(
         optimizer.zero_grad(set_to_none=True)
         loss, row = step(it)
         ok = bool(torch.isfinite(loss.detach()).all())
-        if ok:
+        if ok and loss.requires_grad:
             loss.backward()
             ok = _finite_grads(params)
         if ok:

@@ -61,11 +61,21 @@ from ..renderers.sources import (
 )
 from ..sds import SDSConfig, sds_step
 from ..spectral import DEFAULT_WINDOWS, multiscale_spectral_loss
+from .loop import LoopConfig, run_loop
 
 PARAMETRIZATIONS = ("latent", "remasked", "masks")
 MIN_PROMPTS, MAX_PROMPTS = 2, 8
 MAX_INPUT_CHANNELS = 64  # more "channels" than this is almost surely a (N, C) array passed as (C, N)
 Progress = Callable[[int, dict[str, float]], None]
+
+
+class SeparationStopped(RuntimeError):
+    """A separation that ended early: ``status`` is "stopped" (a stop request) or "diverged"
+    (too many consecutive non-finite steps)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _is_int(value: object) -> bool:
@@ -382,6 +392,8 @@ def _separate_window(
     window: int,
     history: list[dict[str, float]],
     progress: Progress | None,
+    loop: LoopConfig | None,
+    should_stop: Callable[[], bool] | None,
 ) -> tuple[Tensor, dict[str, object]]:
     """Eq. 13 on one window. Returns the sources (K, C_p, W) on the CPU and the renderer summary."""
     renderer = _renderer(prior, mixture, cond.num_prompts, config, config.seed + window).to(prior.device)
@@ -389,8 +401,8 @@ def _separate_window(
     target = mixture[None]  # (1, C_p, W)
     differentiate_rec = config.parametrization == "latent"
     samples = mixture.numel()  # C * N per source
-    for it in range(config.iters):
-        optimizer.zero_grad(set_to_none=True)
+
+    def step(it: int) -> tuple[Tensor, dict[str, float]]:
         # 1. render the K sources
         x = renderer()  # (K, C_p, W)
         # 2. reconstruction: multiscale |STFT| of the sum vs the mixture
@@ -402,13 +414,11 @@ def _separate_window(
         # 3. one batched SDS step, source k with prompt k; per-sample normalised
         sds_norm, sigma = 0.0, float("nan")
         if config.gamma > 0:
-            step = sds_step(prior, x, cond, sds, progress=it / max(config.iters - 1, 1), generator=generator)
-            loss = loss + config.gamma * step.loss / samples
-            sds_norm, sigma = float(step.update_norm), float(step.sigma.mean())
-        # 4. Adam on the latents or logits
-        if loss.requires_grad:
-            loss.backward()
-            optimizer.step()
+            result = sds_step(
+                prior, x, cond, sds, progress=it / max(config.iters - 1, 1), generator=generator
+            )
+            loss = loss + config.gamma * result.loss / samples
+            sds_norm, sigma = float(result.update_norm), float(result.sigma.mean())
         row = {
             "iter": float(it),
             "window": float(window),
@@ -417,9 +427,19 @@ def _separate_window(
             "sds_norm": sds_norm,
             "sigma": sigma,
         }
-        history.append(row)
+        return loss, row
+
+    def on_step(it: int, row: dict[str, float]) -> None:
         if progress is not None:
             progress(window * config.iters + it, row)
+
+    # 4. Adam on the latents or logits, non-finite steps refused
+    outcome = run_loop(
+        renderer, optimizer, generator, config.iters, step, loop, should_stop=should_stop, progress=on_step
+    )
+    history.extend(outcome.state.history)
+    if outcome.status != "completed":
+        raise SeparationStopped(outcome.status, outcome.message)
     with torch.no_grad():
         sources = renderer().detach().cpu()
     return sources, renderer.to_dict()
@@ -459,6 +479,8 @@ def separate(
     sds: SDSConfig | None = None,
     negative: Sequence[str | None] | None = None,
     progress: Progress | None = None,
+    loop: LoopConfig | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SeparationResult:
     """Separate ``mixture`` into one source per prompt (Audio-SDS eq. 13).
 
@@ -472,6 +494,11 @@ def separate(
         negative: optional per-source negative prompts; None entries keep the unconditional branch.
         progress: called after each iteration with (global step, history row); there are
             ``num_windows(...) * config.iters`` steps.
+        loop: numeric-guard settings (non-finite steps are refused; too many end the run).
+        should_stop: polled between iterations; True ends the run.
+
+    Raises:
+        SeparationStopped: the run was stopped or diverged (no partial result yet).
 
     Returns:
         SeparationResult with the sources in the input's rate, channels and length.
@@ -505,7 +532,17 @@ def separate(
     pieces, summaries = [], []
     for w, (start, end) in enumerate(spans):
         piece, summary = _separate_window(
-            prior, mix_p_t[:, start:end], cond, config, sds, generator, w, history, progress
+            prior,
+            mix_p_t[:, start:end],
+            cond,
+            config,
+            sds,
+            generator,
+            w,
+            history,
+            progress,
+            loop,
+            should_stop,
         )
         pieces.append(piece)
         summaries.append(summary)
@@ -539,6 +576,7 @@ __all__ = [
     "PARAMETRIZATIONS",
     "SeparateConfig",
     "SeparationResult",
+    "SeparationStopped",
     "num_windows",
     "overlap_add",
     "separate",
