@@ -34,12 +34,15 @@ def test_load_audio_rejects_bad_files_with_a_clear_message(tmp_path, make, messa
         load_audio(path)
 
 
-def test_truncated_wav_is_rejected_or_read_finite(tmp_path):
-    path = tmp_path / "t.wav"
-    sf.write(str(path), np.random.default_rng(1).standard_normal((4000, 1)).astype(np.float32), 16000)
+@pytest.mark.parametrize("fraction", [0.01, 0.3, 0.99])
+@pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", "PCM_16")])
+def test_truncated_files_are_rejected(tmp_path, fmt, subtype, fraction):
+    path = tmp_path / f"t.{fmt.lower()}"
+    audio = 0.1 * np.random.default_rng(1).standard_normal((4000, 1)).astype(np.float32)
+    sf.write(str(path), audio, 16000, format=fmt, subtype=subtype)
     data = path.read_bytes()
-    path.write_bytes(data[:30])  # header cut mid-way
-    with pytest.raises(AudioError):
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(AudioError, match="truncated|not a readable"):
         load_audio(path)
 
 

@@ -21,6 +21,29 @@ class AudioError(ValueError):
     """A file that is missing, unreadable, empty or holds non-finite samples."""
 
 
+def _check_wav_complete(path: Path) -> None:
+    """AudioError if a RIFF/WAVE file's data chunk promises more bytes than the file holds
+    (libsndfile would silently read the truncated remainder)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        offset = 12
+        while offset + 8 <= size:
+            f.seek(offset)
+            chunk = f.read(8)
+            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if chunk_id == b"data":
+                if chunk_size not in (0, 0xFFFFFFFF) and offset + 8 + chunk_size > size:
+                    raise AudioError(
+                        f"{path}: truncated WAV (its header promises {chunk_size} bytes of audio, "
+                        f"the file holds {size - offset - 8})"
+                    )
+                return
+            offset += 8 + chunk_size + (chunk_size & 1)
+
+
 def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 ``(C, N)`` and its sample rate.
 
@@ -34,6 +57,7 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(f"{p}: no such file")
     if p.is_dir():
         raise AudioError(f"{p}: is a folder, expected an audio file")
+    _check_wav_complete(p)
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:

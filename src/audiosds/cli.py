@@ -235,6 +235,20 @@ def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
 # -- output folders ---------------------------------------------------------------------
 
 
+def _writable_folder(folder: Path, flag: str) -> None:
+    """UsageError unless ``folder`` exists as a writable folder or could be created (its nearest
+    existing ancestor is a writable folder). Creates nothing: a failed run leaves no trace."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{flag} {folder}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {folder}: {probe} is not writable")
+
+
 def _prepare_out_dir(out: Path | None, outputs: tuple[str, ...], force: bool) -> Path:
     """Check the output folder before any work: writable, and not holding our files unless --force."""
     if out is None:
@@ -244,12 +258,7 @@ def _prepare_out_dir(out: Path | None, outputs: tuple[str, ...], force: bool) ->
     clash = [name for name in outputs if (out / name).exists()]
     if clash and not force:
         raise UsageError(f"-o {out}: already holds {', '.join(clash)}; use --force to replace them")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"-o {out}: cannot create folder ({err.strerror})") from err
-    if not os.access(out, os.W_OK):
-        raise UsageError(f"-o {out}: folder is not writable")
+    _writable_folder(out, "-o")
     return out
 
 
@@ -262,13 +271,7 @@ def _prepare_out_file(out: Path | None, force: bool) -> Path:
         raise UsageError(f"-o {out}: is a folder, expected a .wav file name")
     if out.exists() and not force:
         raise UsageError(f"-o {out}: already exists; use --force to replace it")
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"-o {out}: cannot create folder {parent} ({err.strerror})") from err
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"-o {out}: folder {parent} is not writable")
+    _writable_folder(out.parent, "-o")
     return out
 
 
@@ -326,6 +329,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     from .audio import save_wav, write_text
     from .config import from_dict, to_dict
     from .plots import save_spectrograms
+    from .resources import check_memory, estimate_bytes
     from .sds import SDSConfig
     from .tasks.loop import CHECKPOINT_NAME, LoopConfig
     from .tasks.synthesize import SynthesizeConfig, synthesize
@@ -352,6 +356,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from err
     renderer_opts.pop("sample_rate")  # follows the prior; not a user setting
+    rows = renderer.batch_size * sds_cfg.num_draws * 2  # renders x draws x CFG branches
+    check_memory(estimate_bytes(rows, renderer.num_samples, prior.channels), f"this {args.command} run")
 
     resolved = {
         "command": args.command,
@@ -562,6 +568,7 @@ def _run_separate(args: argparse.Namespace) -> int:
     from .audio import AudioError, load_audio, save_wav, write_text
     from .config import from_dict, to_dict
     from .plots import save_spectrograms
+    from .resources import check_memory, estimate_bytes
     from .sds import SDSConfig
     from .tasks.loop import LoopConfig
     from .tasks.separate import SeparateConfig, SeparationStopped, num_windows, separate
@@ -585,6 +592,12 @@ def _run_separate(args: argparse.Namespace) -> int:
             f"audiosds: warning: {args.mixture} is silent; every source will be silent too", file=sys.stderr
         )
     prior = _build_prior(cfg["prior"], cfg["device"])
+    sources = len(cfg["prompts"]) + int(sep_cfg.noise_source)
+    window = min(
+        round(sep_cfg.max_seconds * prior.sample_rate),
+        round(mixture.shape[1] * prior.sample_rate / sample_rate),
+    )
+    check_memory(estimate_bytes(sources * sds_cfg.num_draws * 2, window, prior.channels), "this separation")
     resolved = {
         "command": "separate",
         "prompts": cfg["prompts"],
@@ -649,6 +662,7 @@ def _run_separate(args: argparse.Namespace) -> int:
 def _run_generate(args: argparse.Namespace) -> int:
     from .audio import save_wav
     from .priors import DEFAULT_PRIOR
+    from .resources import check_memory, estimate_bytes
     from .tasks.generate import GenerateConfig, generate
 
     if args.config is not None:
@@ -680,6 +694,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     if args.model is not None:
         prior_cfg["model"] = args.model
     prior = _build_prior(prior_cfg, device)
+    check_memory(estimate_bytes(2, round(seconds * prior.sample_rate), prior.channels), "this generation")
     bar = _progress_bar(gen_cfg.steps, "generate", args.quiet)
     audio = generate(prior, args.prompt, gen_cfg, negative=args.negative, progress=lambda i: bar.update(1))
     bar.close()
