@@ -110,7 +110,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="split a recording into prompt-named sources",
         description="Separate by SDS (eq. 13).",
     )
-    p.add_argument("mixture", type=Path, help="audio file (WAV, FLAC, OGG, ...)")
+    p.add_argument("mixture", type=Path, nargs="?", help="audio file (WAV, FLAC, OGG, ...)")
     _add_common(p, one_prompt=False)
     p.add_argument(
         "--prompt", action="append", dest="prompts", help="one per source, 2 to 8 (repeat the flag)"
@@ -126,6 +126,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, help="K denoising steps per SDS iteration")
     p.add_argument("-o", "--out", type=Path, help="output folder")
     p.add_argument("--force", action="store_true", help="replace this tool's files in an existing folder")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run in its folder")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="iterations between checkpoints (50)")
     p = sub.add_parser("generate", help="text-to-audio with the prior alone", description="Generate audio.")
     _add_common(p)
     p.add_argument("--seconds", type=_finite_float, help="length in seconds (default 2)")
@@ -446,7 +448,7 @@ def _finish(
     return 0
 
 
-def _resume_config(args: argparse.Namespace) -> tuple[Path, Path]:
+def _resume_config(args: argparse.Namespace, needs_checkpoint: bool = True) -> tuple[Path, Path]:
     """--resume DIR: the run's own config.yaml and folder; other run options are refused."""
     from .tasks.loop import CHECKPOINT_NAME
 
@@ -454,7 +456,7 @@ def _resume_config(args: argparse.Namespace) -> tuple[Path, Path]:
     clashes = [flag for flag, value in (("--config", args.config), ("-o", args.out)) if value is not None]
     if clashes:
         raise UsageError(f"--resume: cannot be combined with {', '.join(clashes)} (the run folder has both)")
-    for name in ("config.yaml", CHECKPOINT_NAME):
+    for name in ("config.yaml", CHECKPOINT_NAME) if needs_checkpoint else ("config.yaml",):
         if not (folder / name).is_file():
             raise UsageError(f"--resume {folder}: no {name} there (not a run folder, or nothing to resume)")
     return folder / "config.yaml", folder
@@ -523,6 +525,7 @@ def _resolve_separate_config(args: argparse.Namespace) -> dict[str, Any]:
 
     defaults: dict[str, Any] = {
         "command": "separate",
+        "mixture": None,
         "prompts": None,
         "negative": None,
         "device": "cpu",
@@ -532,6 +535,7 @@ def _resolve_separate_config(args: argparse.Namespace) -> dict[str, Any]:
         "loop": {},
     }
     flags = {
+        ("mixture",): None if args.mixture is None else str(args.mixture),
         ("prompts",): args.prompts,
         ("negative",): args.negatives,
         ("device",): args.device,
@@ -545,6 +549,7 @@ def _resolve_separate_config(args: argparse.Namespace) -> dict[str, Any]:
         ("separate", "noise_source"): args.noise_source,
         ("sds", "cfg_scale"): args.cfg,
         ("sds", "num_steps"): args.steps,
+        ("loop", "checkpoint_every"): args.checkpoint_every,
     }
     cfg = _layered_config(args, defaults, flags)
     prompts = cfg["prompts"]
@@ -571,9 +576,16 @@ def _run_separate(args: argparse.Namespace) -> int:
     from .resources import check_memory, estimate_bytes
     from .sds import SDSConfig
     from .tasks.loop import LoopConfig
-    from .tasks.separate import SeparateConfig, SeparationStopped, num_windows, separate
+    from .tasks.separate import WINDOWS_NAME, SeparateConfig, num_windows, separate
 
+    if args.resume is not None:
+        if args.mixture is not None:
+            raise UsageError("--resume: cannot be combined with a MIXTURE argument (the run folder names it)")
+        args.config, args.out = _resume_config(args, needs_checkpoint=False)
     cfg = _resolve_separate_config(args)
+    if cfg["mixture"] is None:
+        raise UsageError("MIXTURE: an input audio file is required")
+    mixture_path = Path(cfg["mixture"])
     try:
         sep_cfg = from_dict(SeparateConfig, cfg["separate"], "separate")
         sds_cfg = from_dict(SDSConfig, cfg["sds"], "sds")
@@ -581,15 +593,15 @@ def _run_separate(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from err
     outputs = (*SEPARATE_OUTPUTS, *_source_names(len(cfg["prompts"]), sep_cfg.noise_source))
-    out = _prepare_out_dir(args.out, outputs, args.force)
+    out = _prepare_out_dir(args.out, outputs, args.force) if args.resume is None else args.out
     _check_device(cfg["device"])
     try:
-        mixture, sample_rate = load_audio(args.mixture)  # (C, N)
+        mixture, sample_rate = load_audio(mixture_path)  # (C, N)
     except AudioError as err:
         raise UsageError(str(err)) from err
     if float(np.abs(mixture).max()) == 0.0:
         print(
-            f"audiosds: warning: {args.mixture} is silent; every source will be silent too", file=sys.stderr
+            f"audiosds: warning: {mixture_path} is silent; every source will be silent too", file=sys.stderr
         )
     prior = _build_prior(cfg["prior"], cfg["device"])
     sources = len(cfg["prompts"]) + int(sep_cfg.noise_source)
@@ -600,6 +612,7 @@ def _run_separate(args: argparse.Namespace) -> int:
     check_memory(estimate_bytes(sources * sds_cfg.num_draws * 2, window, prior.channels), "this separation")
     resolved = {
         "command": "separate",
+        "mixture": str(mixture_path.resolve()),
         "prompts": cfg["prompts"],
         "negative": cfg["negative"],
         "device": cfg["device"],
@@ -613,30 +626,25 @@ def _run_separate(args: argparse.Namespace) -> int:
     bar = _progress_bar(total, "separate", args.quiet)
 
     def on_step(step: int, row: dict[str, float]) -> None:
-        bar.update(1)
+        bar.n = step + 1  # global step: a resumed run starts part-way
         bar.set_postfix(rec=f"{row['rec_loss']:.3g}", sds=f"{row['sds_norm']:.2g}")
 
     started = time.perf_counter()
-    try:
-        with _stop_on_signals() as stop:
-            result = separate(
-                mixture,
-                sample_rate,
-                prior,
-                cfg["prompts"],
-                sep_cfg,
-                sds_cfg,
-                negative=cfg["negative"],
-                progress=on_step,
-                loop=loop_cfg,
-                should_stop=stop.is_set,
-            )
-    except SeparationStopped as err:
-        bar.close()
-        if err.status == "stopped":
-            print(f"audiosds: interrupted; separation keeps no partial results yet ({err})", file=sys.stderr)
-            return 128 + (stop.signal or 2)
-        raise RuntimeError(f"separation abandoned: {err}") from err
+    with _stop_on_signals() as stop:
+        result = separate(
+            mixture,
+            sample_rate,
+            prior,
+            cfg["prompts"],
+            sep_cfg,
+            sds_cfg,
+            negative=cfg["negative"],
+            progress=on_step,
+            loop=loop_cfg,
+            should_stop=stop.is_set,
+            checkpoint_dir=out,
+            resume=args.resume is not None,
+        )
     bar.close()
     elapsed = time.perf_counter() - started
 
@@ -645,7 +653,7 @@ def _run_separate(args: argparse.Namespace) -> int:
         save_wav(out / name, source, sample_rate)
     save_wav(out / "mixture_reconstruction.wav", result.mixture_reconstruction, sample_rate)
     params = {
-        "mixture": str(args.mixture),
+        "mixture": str(mixture_path),
         "files": dict(zip(names, result.prompts, strict=True)),
         **result.params,
     }
@@ -656,7 +664,10 @@ def _run_separate(args: argparse.Namespace) -> int:
         for name, prompt, source in zip(names, result.prompts, result.sources, strict=True)
     ]
     save_spectrograms(out / "spectrograms.png", panels, sample_rate)
-    return _finish(args, "completed", "", None, out, elapsed, len(result.history))
+    if result.status == "completed":
+        for stale in (out / WINDOWS_NAME, *out.glob("checkpoint_window*.pt")):
+            stale.unlink(missing_ok=True)
+    return _finish(args, result.status, result.message, stop.signal, out, elapsed, len(result.history))
 
 
 def _run_generate(args: argparse.Namespace) -> int:

@@ -34,15 +34,18 @@ is a separate optimisation of ``iters`` iterations.
 
 from __future__ import annotations
 
+import io
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..audio import fit_length, resample
+from ..audio import fit_length, resample, write_bytes
 from ..priors import Conditioning, Prior
 from ..renderers import Renderer
 from ..renderers.sources import (
@@ -61,21 +64,14 @@ from ..renderers.sources import (
 )
 from ..sds import SDSConfig, sds_step
 from ..spectral import DEFAULT_WINDOWS, multiscale_spectral_loss
-from .loop import LoopConfig, run_loop
+from .loop import LoopConfig, LoopOutcome, load_checkpoint, run_loop
+
+WINDOWS_NAME = "windows.pt"  # finished windows of a checkpointed separation
 
 PARAMETRIZATIONS = ("latent", "remasked", "masks")
 MIN_PROMPTS, MAX_PROMPTS = 2, 8
 MAX_INPUT_CHANNELS = 64  # more "channels" than this is almost surely a (N, C) array passed as (C, N)
 Progress = Callable[[int, dict[str, float]], None]
-
-
-class SeparationStopped(RuntimeError):
-    """A separation that ended early: ``status`` is "stopped" (a stop request) or "diverged"
-    (too many consecutive non-finite steps)."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _is_int(value: object) -> bool:
@@ -163,6 +159,9 @@ class SeparationResult:
         history: one dict per iteration and window: iter (within the window), window, loss,
             rec_loss, sds_norm, sigma (mean over rows; NaN when gamma = 0 skips SDS).
         params: a small JSON-ready summary (formats, windows, per-source levels, renderers).
+        status: "completed", "stopped" (``should_stop``: finished windows, the current one as it
+            stood, initial sources for the rest) or "diverged" (too many non-finite steps).
+        message: why the run ended early, if it did.
     """
 
     sources: np.ndarray
@@ -170,6 +169,8 @@ class SeparationResult:
     prompts: list[str]
     history: list[dict[str, float]] = field(default_factory=list)
     params: dict[str, object] = field(default_factory=dict)
+    status: str = "completed"
+    message: str = ""
 
 
 # -- windows ----------------------------------------------------------------------------
@@ -390,14 +391,17 @@ def _separate_window(
     sds: SDSConfig,
     generator: torch.Generator,
     window: int,
-    history: list[dict[str, float]],
     progress: Progress | None,
     loop: LoopConfig | None,
     should_stop: Callable[[], bool] | None,
-) -> tuple[Tensor, dict[str, object]]:
-    """Eq. 13 on one window. Returns the sources (K, C_p, W) on the CPU and the renderer summary."""
+    checkpoint: Path | None,
+    resume: bool,
+) -> tuple[LoopOutcome, Tensor, dict[str, object]]:
+    """Eq. 13 on one window. Returns how its loop ended, the sources (K, C_p, W) on the CPU as they
+    stand (final, or current if stopped) and the renderer summary."""
     renderer = _renderer(prior, mixture, cond.num_prompts, config, config.seed + window).to(prior.device)
     optimizer = torch.optim.Adam(renderer.parameters(), lr=config.lr)
+    state = load_checkpoint(checkpoint, renderer, optimizer, generator) if resume and checkpoint else None
     target = mixture[None]  # (1, C_p, W)
     differentiate_rec = config.parametrization == "latent"
     samples = mixture.numel()  # C * N per source
@@ -435,14 +439,55 @@ def _separate_window(
 
     # 4. Adam on the latents or logits, non-finite steps refused
     outcome = run_loop(
-        renderer, optimizer, generator, config.iters, step, loop, should_stop=should_stop, progress=on_step
+        renderer, optimizer, generator, config.iters, step, loop, checkpoint, state, should_stop, on_step
     )
-    history.extend(outcome.state.history)
-    if outcome.status != "completed":
-        raise SeparationStopped(outcome.status, outcome.message)
     with torch.no_grad():
         sources = renderer().detach().cpu()
-    return sources, renderer.to_dict()
+    return outcome, sources, renderer.to_dict()
+
+
+def _initial_sources(
+    prior: Prior, mixture: Tensor, num_sources: int, config: SeparateConfig, window: int
+) -> Tensor:
+    """A window's sources before any optimisation (for the outputs of a run stopped early)."""
+    renderer = _renderer(prior, mixture, num_sources, config, config.seed + window).to(prior.device)
+    with torch.no_grad():
+        return renderer().detach().cpu()
+
+
+def _window_checkpoint(folder: Path | None, window: int) -> Path | None:
+    return None if folder is None else folder / f"checkpoint_window{window}.pt"
+
+
+def _save_windows(
+    folder: Path, pieces: list[Tensor], summaries: list[dict], history: list[dict], generator: torch.Generator
+) -> None:
+    """Record the finished windows (tensors and plain data only), then drop their loop checkpoints."""
+    payload = {
+        "pieces": pieces,
+        "summaries": summaries,
+        "history": history,
+        "generator": generator.get_state(),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    write_bytes(folder / WINDOWS_NAME, buf.getvalue())
+    for w in range(len(pieces)):
+        stale = _window_checkpoint(folder, w)
+        if stale is not None and stale.exists():
+            stale.unlink()
+
+
+def _load_windows(folder: Path, generator: torch.Generator) -> tuple[list[Tensor], list[dict], list[dict]]:
+    path = folder / WINDOWS_NAME
+    if not path.is_file():
+        return [], [], []
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        generator.set_state(payload["generator"])
+        return list(payload["pieces"]), list(payload["summaries"]), list(payload["history"])
+    except (RuntimeError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{path}: not a usable separation checkpoint") from err
 
 
 def _window_settings(prior: Prior, config: SeparateConfig) -> tuple[int, int, int]:
@@ -481,6 +526,8 @@ def separate(
     progress: Progress | None = None,
     loop: LoopConfig | None = None,
     should_stop: Callable[[], bool] | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
 ) -> SeparationResult:
     """Separate ``mixture`` into one source per prompt (Audio-SDS eq. 13).
 
@@ -494,11 +541,11 @@ def separate(
         negative: optional per-source negative prompts; None entries keep the unconditional branch.
         progress: called after each iteration with (global step, history row); there are
             ``num_windows(...) * config.iters`` steps.
-        loop: numeric-guard settings (non-finite steps are refused; too many end the run).
-        should_stop: polled between iterations; True ends the run.
-
-    Raises:
-        SeparationStopped: the run was stopped or diverged (no partial result yet).
+        loop: checkpoint interval and numeric-guard settings.
+        should_stop: polled between iterations; True ends the run with status "stopped".
+        checkpoint_dir: folder for checkpoints (the finished windows, and the loop state of the
+            window in progress); None disables them.
+        resume: continue from the checkpoints in ``checkpoint_dir``.
 
     Returns:
         SeparationResult with the sources in the input's rate, channels and length.
@@ -528,10 +575,14 @@ def separate(
     window, overlap, align = _window_settings(prior, config)
     spans = window_spans(n_prior, window, overlap, align)
     generator = torch.Generator(device=prior.device).manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    pieces, summaries = [], []
-    for w, (start, end) in enumerate(spans):
-        piece, summary = _separate_window(
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume: expected a checkpoint folder to resume from, got None")
+    pieces, summaries, history = _load_windows(checkpoint_dir, generator) if resume else ([], [], [])
+    status, message = "completed", ""
+    for w in range(len(pieces), len(spans)):
+        start, end = spans[w]
+        ckpt = _window_checkpoint(checkpoint_dir, w)
+        outcome, piece, summary = _separate_window(
             prior,
             mix_p_t[:, start:end],
             cond,
@@ -539,13 +590,24 @@ def separate(
             sds,
             generator,
             w,
-            history,
             progress,
             loop,
             should_stop,
+            ckpt,
+            resume and ckpt is not None and ckpt.exists(),
         )
+        history.extend(outcome.state.history)
         pieces.append(piece)
         summaries.append(summary)
+        if outcome.status != "completed":
+            status, message = outcome.status, f"window {w + 1} of {len(spans)}: {outcome.message}"
+            # the windows not reached yet keep their initial sources
+            for rest in range(w + 1, len(spans)):
+                a, b = spans[rest]
+                pieces.append(_initial_sources(prior, mix_p_t[:, a:b], cond.num_prompts, config, rest))
+            break
+        if checkpoint_dir is not None:
+            _save_windows(checkpoint_dir, pieces, summaries, history, generator)
     sources_p = overlap_add(pieces, spans, n_prior).float().numpy()  # (K, C_p, N_p)
 
     # 3. back to the input's rate, channels and length
@@ -569,14 +631,13 @@ def separate(
         ],
         "windows": summaries,
     }
-    return SeparationResult(sources, sources.sum(axis=0), names, history, params)
+    return SeparationResult(sources, sources.sum(axis=0), names, history, params, status, message)
 
 
 __all__ = [
     "PARAMETRIZATIONS",
     "SeparateConfig",
     "SeparationResult",
-    "SeparationStopped",
     "num_windows",
     "overlap_add",
     "separate",
