@@ -277,6 +277,15 @@ def test_shipped_scorer_ranks_own_caption_first():
         assert own > wrong, (clip.family, clip.caption, other_caption, float(own), float(wrong))
 
 
+@pytest.mark.skipif(not SHIPPED, reason="no trained scorer weights in audiosds/weights/scorer/")
+def test_shipped_scorer_embeds_clips_shorter_than_its_training_crops():
+    scorer = build_scorer("embedded")
+    for seconds in (0.01, 0.1, 0.3):
+        emb = scorer.embed_audio(_audio(2, seconds, 8))
+        assert emb.shape == (2, scorer.embed_audio(_audio(1, 1.0, 8)).shape[1])
+        assert torch.isfinite(emb).all()
+
+
 def test_train_config_is_strict():
     with pytest.raises(TypeError):
         TrainConfig(batchsize=3)

@@ -83,6 +83,7 @@ def _add_common(p: argparse.ArgumentParser, one_prompt: bool = True) -> None:
     )
     p.add_argument("--config", type=Path, help="YAML config (e.g. a previous run's config.yaml)")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    p.add_argument("--no-score", action="store_true", help="skip the prompt score in history.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -302,6 +303,15 @@ def _build_prior(prior_cfg: dict[str, Any], device: str):  # noqa: ANN202 (lazy 
     return prior.to(device)
 
 
+def _build_scorer(args: argparse.Namespace):  # noqa: ANN202 (lazy import of PromptScorer)
+    """The shipped prompt scorer for history.csv, unless --no-score."""
+    if args.no_score:
+        return None
+    from .scorer import build_scorer
+
+    return build_scorer("embedded")
+
+
 def _progress_bar(total: int, desc: str, quiet: bool):  # noqa: ANN202
     from tqdm import tqdm
 
@@ -373,6 +383,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         "sds": to_dict(sds_cfg),
         "loop": to_dict(loop_cfg),
     }
+    scorer = _build_scorer(args)
     # written first, so an interrupted run can always be resumed from its folder
     write_text(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     bar = _progress_bar(synth_cfg.iters, args.command, args.quiet)
@@ -397,6 +408,7 @@ def _run_synth(args: argparse.Namespace) -> int:
             checkpoint=out / CHECKPOINT_NAME,
             resume=args.resume is not None,
             should_stop=stop.is_set,
+            scorer=scorer,
         )
     bar.close()
     elapsed = time.perf_counter() - started
@@ -621,6 +633,7 @@ def _run_separate(args: argparse.Namespace) -> int:
         "sds": to_dict(sds_cfg),
         "loop": to_dict(loop_cfg),
     }
+    scorer = _build_scorer(args)
     write_text(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     total = num_windows(mixture.shape[1], sample_rate, prior, sep_cfg) * sep_cfg.iters
     bar = _progress_bar(total, "separate", args.quiet)
@@ -644,6 +657,7 @@ def _run_separate(args: argparse.Namespace) -> int:
             should_stop=stop.is_set,
             checkpoint_dir=out,
             resume=args.resume is not None,
+            scorer=scorer,
         )
     bar.close()
     elapsed = time.perf_counter() - started
@@ -722,6 +736,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 runtime failure, 2 usage error)."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    # model-loading progress bars and notices from the Hugging Face libraries would bury ours
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)

@@ -62,9 +62,11 @@ from ..renderers.sources import (
     rms_db,
     stft,
 )
+from ..scorer import PromptScorer
 from ..sds import SDSConfig, sds_step
 from ..spectral import DEFAULT_WINDOWS, multiscale_spectral_loss
 from .loop import LoopConfig, LoopOutcome, load_checkpoint, run_loop
+from .scoring import PromptTracker
 
 WINDOWS_NAME = "windows.pt"  # finished windows of a checkpointed separation
 
@@ -396,6 +398,7 @@ def _separate_window(
     should_stop: Callable[[], bool] | None,
     checkpoint: Path | None,
     resume: bool,
+    tracker: PromptTracker | None,
 ) -> tuple[LoopOutcome, Tensor, dict[str, object]]:
     """Eq. 13 on one window. Returns how its loop ended, the sources (K, C_p, W) on the CPU as they
     stand (final, or current if stopped) and the renderer summary."""
@@ -431,6 +434,9 @@ def _separate_window(
             "sds_norm": sds_norm,
             "sigma": sigma,
         }
+        if tracker is not None:
+            scores = tracker(x) if tracker.due(it, config.iters) else [float("nan")] * x.shape[0]
+            row.update({f"score_{k + 1}": v for k, v in enumerate(scores)})
         return loss, row
 
     def on_step(it: int, row: dict[str, float]) -> None:
@@ -528,6 +534,8 @@ def separate(
     should_stop: Callable[[], bool] | None = None,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
+    scorer: PromptScorer | None = None,
+    score_every: int = 10,
 ) -> SeparationResult:
     """Separate ``mixture`` into one source per prompt (Audio-SDS eq. 13).
 
@@ -546,6 +554,9 @@ def separate(
         checkpoint_dir: folder for checkpoints (the finished windows, and the loop state of the
             window in progress); None disables them.
         resume: continue from the checkpoints in ``checkpoint_dir``.
+        scorer: if given, history rows get ``score_k`` columns (source k against prompt k)
+            every ``score_every`` iterations, NaN between.
+        score_every: the scoring interval.
 
     Returns:
         SeparationResult with the sources in the input's rate, channels and length.
@@ -579,6 +590,7 @@ def separate(
         raise ValueError("resume: expected a checkpoint folder to resume from, got None")
     pieces, summaries, history = _load_windows(checkpoint_dir, generator) if resume else ([], [], [])
     status, message = "completed", ""
+    tracker = None if scorer is None else PromptTracker(scorer, names, prior.sample_rate, score_every)
     for w in range(len(pieces), len(spans)):
         start, end = spans[w]
         ckpt = _window_checkpoint(checkpoint_dir, w)
@@ -595,6 +607,7 @@ def separate(
             should_stop,
             ckpt,
             resume and ckpt is not None and ckpt.exists(),
+            tracker,
         )
         history.extend(outcome.state.history)
         pieces.append(piece)

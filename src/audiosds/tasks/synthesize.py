@@ -17,8 +17,10 @@ from torch import Tensor
 from ..audio import match_channels
 from ..priors import Prior
 from ..renderers import Renderer
+from ..scorer import PromptScorer
 from ..sds import SDSConfig, sds_step
 from .loop import LoopConfig, load_checkpoint, run_loop
+from .scoring import PromptTracker
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class SynthesizeConfig:
     lr: float = 0.05  # Adam on raw (sigmoid-domain) parameters: crosses a range in ~100 steps
     seed: int = 0  # drives noise levels and noise draws; the renderer has its own init seed
     grad_clip: float = 0.0  # max global norm of raw-parameter gradients; 0 disables
+    score_every: int = 10  # prompt-score interval in iterations when a scorer is given; 0 disables
 
     def __post_init__(self) -> None:
         if not (isinstance(self.iters, int) and 1 <= self.iters <= 1_000_000):
@@ -37,6 +40,8 @@ class SynthesizeConfig:
             raise ValueError(f"lr: expected a number in (0, 10], got {self.lr!r}")
         if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
             raise ValueError(f"grad_clip: expected a number >= 0, got {self.grad_clip!r}")
+        if not (isinstance(self.score_every, int) and self.score_every >= 0):
+            raise ValueError(f"score_every: expected an integer >= 0, got {self.score_every!r}")
 
 
 @dataclass
@@ -73,6 +78,7 @@ def synthesize(
     checkpoint: Path | None = None,
     resume: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    scorer: PromptScorer | None = None,
 ) -> SynthesisResult:
     """Optimise ``renderer`` so its audio matches ``prompt`` under ``prior``.
 
@@ -89,6 +95,8 @@ def synthesize(
         checkpoint: checkpoint file path; None disables checkpoints.
         resume: continue from ``checkpoint`` instead of starting afresh.
         should_stop: polled between iterations; True ends the run with status "stopped".
+        scorer: if given, history rows get a ``score`` column (prompt alignment of the current
+            render, mean over instances) every ``config.score_every`` iterations, NaN between.
 
     Returns:
         SynthesisResult with the final and initial audio, parameters and per-iteration history.
@@ -111,6 +119,9 @@ def synthesize(
     with torch.no_grad():
         initial = renderer().detach().clone()
     state = load_checkpoint(checkpoint, renderer, optimizer, generator) if resume else None
+    tracker = (
+        None if scorer is None else PromptTracker(scorer, [prompt], prior.sample_rate, config.score_every)
+    )
 
     def step(it: int) -> tuple[Tensor, dict[str, float]]:
         # 1. render and bring to the prior's format
@@ -123,6 +134,9 @@ def synthesize(
             "update_norm": float(result.update_norm),
             "sigma": float(result.sigma.mean()),
         }
+        if tracker is not None:
+            due = tracker.due(it, config.iters)
+            row["score"] = sum(tracker(x)) / x.shape[0] if due else float("nan")
         return result.loss, row
 
     outcome = run_loop(

@@ -113,11 +113,12 @@ class LogMelFrontEnd(nn.Module):
         rms = audio.pow(2).mean(dim=-1, keepdim=True).sqrt()
         floor = 10.0 ** (cfg.silence_rms_db / 20.0)
         x = audio * (10.0 ** (cfg.target_rms_db / 20.0) / rms.clamp_min(floor))
-        # 2. short clips: zero-pad to the largest window so every STFT has a frame
+        # 2. short clips: zero-pad to half a second (the shortest training crop) so every STFT
+        #    has frames and the strided convolutions have enough of them; longer clips are untouched
+        shortest = max(max(cfg.n_ffts), cfg.sample_rate // 2)
+        if x.shape[-1] < shortest:
+            x = F.pad(x, (0, shortest - x.shape[-1]))
         frames = 1 + x.shape[-1] // cfg.hop
-        longest = max(cfg.n_ffts)
-        if x.shape[-1] < longest:
-            x = F.pad(x, (0, longest - x.shape[-1]))
         # 3. one log-mel per window size, frames aligned by the shared hop and centring
         feats = []
         for i, n_fft in enumerate(cfg.n_ffts):
