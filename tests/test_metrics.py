@@ -136,3 +136,18 @@ def test_sdr_needs_more_samples_than_filter_taps() -> None:
 def test_si_sdr_rejects_a_non_positive_eps() -> None:
     with pytest.raises(ValueError, match="eps"):
         si_sdr(np.ones(10), np.ones(10), eps=0.0)
+
+
+def test_prompt_score_matches_the_scorer_and_prefers_the_right_prompt():
+    from audiosds.metrics import prompt_score
+    from audiosds.scorer import default_weights_dir
+    from audiosds.world import render_clip
+
+    if not (default_weights_dir() / "scorer.safetensors").exists():
+        pytest.skip("no shipped scorer weights")
+    clips = [render_clip("bell", seed=3).audio, render_clip("noise", seed=3).audio]
+    audio = torch.from_numpy(np.stack(clips))
+    own = prompt_score(audio, ["a church bell ringing", "white noise hiss"], 16000)
+    swapped = prompt_score(audio, ["white noise hiss", "a church bell ringing"], 16000)
+    assert own.shape == (2,) and ((own >= -1) & (own <= 1)).all()
+    assert (own > swapped).all()

@@ -1,8 +1,9 @@
-"""Audio metrics: SI-SDR, BSS-eval SDR and multi-resolution spectral distance.
+"""Audio metrics: SI-SDR, BSS-eval SDR, multi-resolution spectral distance, prompt alignment.
 
-Every metric takes ``(estimate, reference)`` in that order, as torch tensors or numpy arrays
-of the same shape ``(..., N)`` (time last), and returns a torch tensor with one value per
-leading index. Torch inputs keep their autograd graph.
+Every reference metric takes ``(estimate, reference)`` in that order, as torch tensors or numpy
+arrays of the same shape ``(..., N)`` (time last), and returns a torch tensor with one value per
+leading index. Torch inputs keep their autograd graph. :func:`prompt_score` compares audio with
+text instead, through a CLAP-style scorer (:mod:`audiosds.scorer`).
 """
 
 from __future__ import annotations
@@ -142,3 +143,23 @@ def multires_spectral_distance(
     flat_est = est.to(dtype).reshape(-1, 1, est.shape[-1])  # (P, 1, N)
     flat_ref = ref.to(dtype).reshape(-1, 1, ref.shape[-1])
     return multiscale_spectral_loss(flat_est, flat_ref, window_sizes, reduction="none").reshape(lead)
+
+
+def prompt_score(
+    audio: ArrayLike, prompts: Sequence[str], sample_rate: int, scorer: object | None = None
+) -> Tensor:
+    """Prompt alignment: cosine similarity of clip b with prompt b in a CLAP-style space.
+
+    Args:
+        audio: clips, (B, N) or (B, C, N).
+        prompts: one per clip.
+        sample_rate: of ``audio`` (resampled to the scorer's rate if needed).
+        scorer: a :class:`audiosds.scorer.PromptScorer`; None loads the shipped embedded scorer.
+
+    Returns:
+        (B,) scores in [-1, 1]; higher means closer to the prompt.
+    """
+    from .scorer import build_scorer
+
+    scorer = build_scorer("embedded") if scorer is None else scorer
+    return scorer.score_pairs(audio, list(prompts), sample_rate=sample_rate)
