@@ -424,6 +424,7 @@ def _bongo(c: RenderContext) -> np.ndarray:
     drum_of = rng.random(8) < 0.5
     k = np.arange(int(c.seconds * steps_per_s) + 1)
     hit = pattern[k % 8] ^ (rng.random(k.size) < 0.1)
+    hit[0] = True  # a short clip at a slow rate still gets its downbeat
     is_high = drum_of[k % 8]
     times = rng.uniform(0.01, 0.1) + k / steps_per_s + rng.uniform(-0.004, 0.004, k.size)
     hit &= times < c.seconds
