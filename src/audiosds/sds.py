@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .config import is_int, is_number
 from .priors.base import Conditioning, Prior
 from .sampling import METHODS, denoise_from
 from .spectral import stft_magnitudes
@@ -38,14 +39,6 @@ MODES = ("decoder", "spectral", "latent")
 ANNEALS = ("none", "linear", "sqrt")
 WEIGHTINGS = ("uniform", "sigma")
 MAX_CFG_SCALE = 100.0  # DreamFusion's value; audio already buzzes far below it
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -68,33 +61,33 @@ class SDSConfig:
 
         if self.mode not in MODES:
             raise bad("mode", f"one of {MODES}")
-        if not _is_number(self.cfg_scale) or not 0 <= self.cfg_scale <= MAX_CFG_SCALE:
+        if not is_number(self.cfg_scale) or not 0 <= self.cfg_scale <= MAX_CFG_SCALE:
             raise bad("cfg_scale", f"a number in [0, {MAX_CFG_SCALE:g}]")
-        if not _is_number(self.t_min) or not 0 <= self.t_min <= 1:
+        if not is_number(self.t_min) or not 0 <= self.t_min <= 1:
             raise bad("t_min", "a number in [0, 1]")
-        if not _is_number(self.t_max) or not self.t_min <= self.t_max <= 1:
+        if not is_number(self.t_max) or not self.t_min <= self.t_max <= 1:
             raise bad("t_max", f"a number in [t_min={self.t_min}, 1]")
         if self.anneal not in ANNEALS:
             raise bad("anneal", f"one of {ANNEALS}")
-        if not _is_int(self.num_steps) or self.num_steps < 1:
+        if not is_int(self.num_steps) or self.num_steps < 1:
             raise bad("num_steps", "an int >= 1")
         if self.sampler not in METHODS:
             raise bad("sampler", f"one of {METHODS}")
-        if not _is_int(self.num_draws) or self.num_draws < 1:
+        if not is_int(self.num_draws) or self.num_draws < 1:
             raise bad("num_draws", "an int >= 1")
         if self.weighting not in WEIGHTINGS:
             raise bad("weighting", f"one of {WEIGHTINGS}")
         if isinstance(self.stft_windows, list):
             object.__setattr__(self, "stft_windows", tuple(self.stft_windows))
         windows = self.stft_windows
-        if not isinstance(windows, tuple) or not windows or not all(_is_int(s) and s >= 2 for s in windows):
+        if not isinstance(windows, tuple) or not windows or not all(is_int(s) and s >= 2 for s in windows):
             raise bad("stft_windows", "a non-empty tuple of ints >= 2")
-        if self.sigma_floor is not None and (not _is_number(self.sigma_floor) or self.sigma_floor <= 0):
+        if self.sigma_floor is not None and (not is_number(self.sigma_floor) or self.sigma_floor <= 0):
             raise bad("sigma_floor", "None or a number > 0")
 
 
 def _check_progress(progress: float) -> None:
-    if not _is_number(progress) or not 0 <= progress <= 1:
+    if not is_number(progress) or not 0 <= progress <= 1:
         raise ValueError(f"progress: expected a number in [0, 1], got {progress!r}")
 
 
@@ -117,7 +110,7 @@ def sample_sigma(
     Shape:
         -> (n,) on ``prior.device``, default dtype
     """
-    if not _is_int(n) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"n: expected an int >= 1, got {n!r}")
     t_hi = annealed_t_max(config, progress)
     device = generator.device if generator is not None else prior.device

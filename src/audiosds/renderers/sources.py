@@ -30,7 +30,6 @@ source is at the floor, the masks are 1/K).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,20 +44,12 @@ Decode = Callable[[Tensor], Tensor]  # latent (B, D, T) -> audio (B, C, M), diff
 MAX_SOURCES = 16
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def check_stft(n_fft: int, hop: int) -> None:
     """ValueError unless 2 <= n_fft and 1 <= hop <= n_fft // 2 (a Hann window then overlaps
     itself enough for the istft to invert the stft)."""
-    if not _is_int(n_fft) or n_fft < 2:
+    if not is_int(n_fft) or n_fft < 2:
         raise ValueError(f"n_fft: expected an int >= 2, got {n_fft!r}")
-    if not _is_int(hop) or not 1 <= hop <= n_fft // 2:
+    if not is_int(hop) or not 1 <= hop <= n_fft // 2:
         raise ValueError(f"hop: expected an int in [1, n_fft // 2 = {n_fft // 2}], got {hop!r}")
 
 
@@ -118,7 +109,7 @@ def ratio_masks(mags: Tensor, power: float) -> Tensor:
     Shape:
         mags (K, ...) -> (K, ...)
     """
-    if not _is_number(power) or power <= 0:
+    if not is_number(power) or power <= 0:
         raise ValueError(f"power: expected a number > 0, got {power!r}")
     # the softmax of p log M is M^p / sum M^p, computed without overflow for large p
     return torch.softmax(power * mags.log(), dim=0)
@@ -144,11 +135,11 @@ def rms_db(x: Tensor) -> list[float]:
 
 
 def _check_common(cls: str, num_sources: object, init_noise: object, seed: object) -> None:
-    if not _is_int(num_sources) or not 1 <= num_sources <= MAX_SOURCES:
+    if not is_int(num_sources) or not 1 <= num_sources <= MAX_SOURCES:
         raise ValueError(f"{cls}.num_sources: expected an int in [1, {MAX_SOURCES}], got {num_sources!r}")
-    if not _is_number(init_noise) or init_noise < 0:
+    if not is_number(init_noise) or init_noise < 0:
         raise ValueError(f"{cls}.init_noise: expected a number >= 0, got {init_noise!r}")
-    if not _is_int(seed):
+    if not is_int(seed):
         raise ValueError(f"{cls}.seed: expected an int, got {seed!r}")
 
 
@@ -157,7 +148,7 @@ def _check_mask_settings(cls: str, n_fft: int, hop: int, power: float | None) ->
         check_stft(n_fft, hop)
     except ValueError as err:
         raise ValueError(f"{cls}.{err}") from err
-    if power is not None and (not _is_number(power) or power <= 0):
+    if power is not None and (not is_number(power) or power <= 0):
         raise ValueError(f"{cls}.power: expected a number > 0, got {power!r}")
 
 
@@ -210,9 +201,9 @@ class LatentSources(Renderer):
         self.config = config = LatentSourcesConfig() if config is None else config
         if not callable(decode):
             raise ValueError(f"decode: expected a callable, got {type(decode).__name__}")
-        if not _is_int(num_samples) or num_samples < 1:
+        if not is_int(num_samples) or num_samples < 1:
             raise ValueError(f"num_samples: expected an int >= 1, got {num_samples!r}")
-        if not _is_int(sample_rate) or sample_rate < 1:
+        if not is_int(sample_rate) or sample_rate < 1:
             raise ValueError(f"sample_rate: expected an int >= 1, got {sample_rate!r}")
         k = config.num_sources
         if isinstance(latent, Tensor) and latent.ndim == 2:
@@ -361,7 +352,7 @@ class MaskSources(Renderer):
         super().__init__()
         self.config = config = MaskSourcesConfig() if config is None else config
         _check_mixture(mixture)
-        if not _is_int(sample_rate) or sample_rate < 1:
+        if not is_int(sample_rate) or sample_rate < 1:
             raise ValueError(f"sample_rate: expected an int >= 1, got {sample_rate!r}")
         self.sample_rate = sample_rate
         self.channels, self.num_samples = mixture.shape

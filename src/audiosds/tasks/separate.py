@@ -46,6 +46,7 @@ import torch
 from torch import Tensor
 
 from ..audio import fit_length, resample, write_bytes
+from ..config import is_int, is_number
 from ..priors import Conditioning, Prior
 from ..renderers import Renderer
 from ..renderers.sources import (
@@ -74,14 +75,6 @@ PARAMETRIZATIONS = ("latent", "remasked", "masks")
 MIN_PROMPTS, MAX_PROMPTS = 2, 8
 MAX_INPUT_CHANNELS = 64  # more "channels" than this is almost surely a (N, C) array passed as (C, N)
 Progress = Callable[[int, dict[str, float]], None]
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -114,38 +107,38 @@ class SeparateConfig:
         def bad(name: str, expected: str) -> ValueError:
             return ValueError(f"SeparateConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
 
-        if not _is_int(self.iters) or not 1 <= self.iters <= 1_000_000:
+        if not is_int(self.iters) or not 1 <= self.iters <= 1_000_000:
             raise bad("iters", "an int in [1, 1000000]")
-        if not _is_number(self.lr) or not 0 < self.lr <= 10:
+        if not is_number(self.lr) or not 0 < self.lr <= 10:
             raise bad("lr", "a number in (0, 10]")
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise bad("seed", "an int")
-        if not _is_number(self.gamma) or self.gamma < 0:
+        if not is_number(self.gamma) or self.gamma < 0:
             raise bad("gamma", "a finite number >= 0")
         if self.parametrization not in PARAMETRIZATIONS:
             raise bad("parametrization", f"one of {PARAMETRIZATIONS}")
         if isinstance(self.rec_windows, list):
             object.__setattr__(self, "rec_windows", tuple(self.rec_windows))
         windows = self.rec_windows
-        if not isinstance(windows, tuple) or not windows or not all(_is_int(s) and s >= 2 for s in windows):
+        if not isinstance(windows, tuple) or not windows or not all(is_int(s) and s >= 2 for s in windows):
             raise bad("rec_windows", "a non-empty tuple of ints >= 2")
-        if not _is_number(self.rec_log_weight) or self.rec_log_weight < 0:
+        if not is_number(self.rec_log_weight) or self.rec_log_weight < 0:
             raise bad("rec_log_weight", "a number >= 0")
         try:
             check_stft(self.mask_n_fft, self.mask_hop)
         except ValueError as err:
             raise ValueError(f"SeparateConfig.mask_{err}") from err
-        if not _is_number(self.mask_power) or self.mask_power <= 0:
+        if not is_number(self.mask_power) or self.mask_power <= 0:
             raise bad("mask_power", "a number > 0")
-        if not _is_number(self.init_noise) or self.init_noise < 0:
+        if not is_number(self.init_noise) or self.init_noise < 0:
             raise bad("init_noise", "a number >= 0")
         if not isinstance(self.noise_source, bool):
             raise bad("noise_source", "a bool")
         if not isinstance(self.noise_prompt, str) or not self.noise_prompt.strip():
             raise bad("noise_prompt", "non-empty text")
-        if not _is_number(self.max_seconds) or self.max_seconds <= 0:
+        if not is_number(self.max_seconds) or self.max_seconds <= 0:
             raise bad("max_seconds", "a number > 0")
-        if not _is_number(self.overlap_seconds) or not 0 <= self.overlap_seconds <= self.max_seconds / 2:
+        if not is_number(self.overlap_seconds) or not 0 <= self.overlap_seconds <= self.max_seconds / 2:
             raise bad("overlap_seconds", f"a number in [0, max_seconds / 2 = {self.max_seconds / 2}]")
 
 
@@ -190,13 +183,13 @@ def window_spans(num_samples: int, window: int, overlap: int, align: int = 1) ->
     Returns:
         (start, end) per window, the first starting at 0 and the last ending at num_samples.
     """
-    if not _is_int(num_samples) or num_samples < 1:
+    if not is_int(num_samples) or num_samples < 1:
         raise ValueError(f"num_samples: expected an int >= 1, got {num_samples!r}")
-    if not _is_int(window) or window < 1 or not _is_int(overlap) or not 0 <= overlap < window:
+    if not is_int(window) or window < 1 or not is_int(overlap) or not 0 <= overlap < window:
         raise ValueError(
             f"window, overlap: expected ints with 0 <= overlap < window, got {window}, {overlap}"
         )
-    if not _is_int(align) or not 1 <= align <= window - overlap:
+    if not is_int(align) or not 1 <= align <= window - overlap:
         raise ValueError(
             f"align: expected an int in [1, window - overlap = {window - overlap}], got {align!r}"
         )
@@ -566,7 +559,7 @@ def separate(
     """
     config = config or SeparateConfig()
     sds = sds or SDSConfig()
-    if not _is_int(sample_rate) or sample_rate < 1:
+    if not is_int(sample_rate) or sample_rate < 1:
         raise ValueError(f"sample_rate: expected a positive int (Hz), got {sample_rate!r}")
     _check_prompts(prompts, negative)
     mix_in = _as_mixture(mixture)  # (C_in, N_in)

@@ -119,9 +119,11 @@ def export_weights(
         k: (v.detach().to(EXPORT_DTYPES[dtype]) if k in params else v.detach()).contiguous().clone()
         for k, v in model.state_dict().items()
     }
-    save_file(tensors, str(directory / f"{name}.safetensors"), metadata={"format": "pt", "dtype": dtype})
+    path = directory / f"{name}.safetensors"
+    save_file(tensors, str(path), metadata={"format": "pt", "dtype": dtype})
+    path.chmod(0o644)  # shipped files must be readable by every user of an installed package
     (directory / f"{name}.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return directory / f"{name}.safetensors"
+    return path
 
 
 class Budget:
