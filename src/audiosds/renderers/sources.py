@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from ..audio import fit_length
+from ..config import is_int, is_number
 from ..spectral import EPS
 from .base import Renderer
 
