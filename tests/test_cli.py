@@ -418,3 +418,23 @@ def test_separate_bad_input_files(tmp_path, capsys, content, needle):
     assert code == 2
     assert_one_line_error(err)
     assert needle in err
+
+
+def test_embedded_prior_without_weights_is_one_line(tmp_path, capsys):
+    code, err = run(
+        capsys,
+        "fm",
+        "--prior",
+        "embedded",
+        "--model",
+        tmp_path / "nothing",
+        "--prompt",
+        "a bell",
+        "-o",
+        tmp_path / "run",
+        *FAST,
+    )
+    assert code == 1
+    assert_one_line_error(err)
+    assert "nothing" in err
+    assert not (tmp_path / "run").exists()

@@ -290,12 +290,16 @@ def _check_device(device: str) -> None:
 
 def _build_prior(prior_cfg: dict[str, Any], device: str):  # noqa: ANN202 (lazy import of Prior)
     from .config import ConfigError
-    from .priors import PRIORS, build
+    from .priors import MODEL_FIELD, PRIORS, build
 
     options = dict(prior_cfg)
     name = options.pop("name", None)
     if name not in PRIORS:
         raise UsageError(f"--prior: unknown prior {name!r}; expected one of {sorted(PRIORS)}")
+    if "model" in options:
+        if name not in MODEL_FIELD:
+            raise UsageError(f"--model: the {name} prior loads no model; drop --model")
+        options[MODEL_FIELD[name]] = options.pop("model")
     try:
         prior = build(name, **options)
     except ConfigError as err:

@@ -24,10 +24,20 @@ def _stable_audio(**cfg: object) -> Prior:
     return StableAudioPrior.from_config(from_dict(StableAudioConfig, cfg, "prior 'stable-audio-open'"))
 
 
+def _embedded(**cfg: object) -> Prior:
+    from .embedded import EmbeddedConfig, EmbeddedPrior
+
+    return EmbeddedPrior(from_dict(EmbeddedConfig, cfg, "prior 'embedded'"))
+
+
 PRIORS: dict[str, Callable[..., Prior]] = {
     "analytic": _analytic,
+    "embedded": _embedded,
     "stable-audio-open": _stable_audio,
 }
+
+# the Config field that a model path or id sets, for the priors that load one (the CLI's --model)
+MODEL_FIELD: dict[str, str] = {"embedded": "weights_dir", "stable-audio-open": "model"}
 
 DEFAULT_PRIOR = "analytic"
 
@@ -39,4 +49,4 @@ def build(name: str, **cfg: object) -> Prior:
     return PRIORS[name](**cfg).freeze()
 
 
-__all__ = ["Conditioning", "Prior", "PRIORS", "DEFAULT_PRIOR", "build"]
+__all__ = ["Conditioning", "Prior", "PRIORS", "DEFAULT_PRIOR", "MODEL_FIELD", "build"]

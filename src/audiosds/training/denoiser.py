@@ -1,0 +1,369 @@
+"""The embedded prior's denoiser: a text-conditioned 1-D U-Net over latents in EDM form.
+
+Karras et al. 2022 ("EDM") preconditioning, on the variance-exploding sigma axis every prior
+shares (the denoiser D of Audio-SDS arXiv 2505.04621 eqs. 4-6):
+
+    c_skip  = sigma_data^2 / (sigma^2 + sigma_data^2)
+    c_out   = sigma * sigma_data / sqrt(sigma^2 + sigma_data^2)
+    c_in    = 1 / sqrt(sigma^2 + sigma_data^2)
+    c_noise = log(sigma) / 4
+    x0_hat  = D(z_sigma, sigma, c) = c_skip z_sigma + c_out F(c_in z_sigma, c_noise, c)
+
+Training (:func:`edm_loss`) draws log sigma ~ N(p_mean, p_std^2) and regresses F on the
+effective target (z - c_skip z_sigma) / c_out, which is EDM's loss weight
+lambda(sigma) = 1 / c_out^2 folded into the target. The text condition c is a frozen
+all-MiniLM-L6-v2 sentence embedding (384-d); with probability ``cond_dropout`` a row's
+condition is replaced by the learned null embedding, which is the unconditional branch of
+classifier-free guidance at sampling time.
+
+This module imports only torch: the Prior backend loads it at run time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# c_noise uses log(max(sigma, SIGMA_FLOOR)) so sigma = 0 is allowed: there c_out = 0 and x0_hat = z_sigma.
+SIGMA_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    latent_channels: int = 32  # D, the autoencoder's latent channels
+    channels: tuple[int, ...] = (64, 128, 256)  # U-Net width per level; each level halves time
+    blocks_per_level: int = 2  # residual blocks per level on the way down (one more on the way up)
+    attention_levels: tuple[int, ...] = (2,)  # levels (0 = full rate) with self-attention after each block
+    heads: int = 4  # attention heads
+    kernel: int = 3  # conv kernel in the residual blocks
+    groups: int = 8  # GroupNorm groups
+    emb_dim: int = 256  # width of the sigma + text embedding that drives FiLM
+    cond_dim: int = 384  # all-MiniLM-L6-v2 sentence embedding size
+    cond_dropout: float = 0.1  # probability a training row uses the null embedding (for CFG)
+    sigma_data: float = 1.0  # std of the training latents; measured by train_diffusion and stored here
+    sigma_min: float = 0.002  # EDM's sampling range
+    sigma_max: float = 80.0
+    p_mean: float = -1.2  # training log-sigma ~ N(p_mean, p_std^2)
+    p_std: float = 1.2
+
+    def __post_init__(self) -> None:
+        for name in (
+            "latent_channels",
+            "blocks_per_level",
+            "heads",
+            "kernel",
+            "groups",
+            "emb_dim",
+            "cond_dim",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"DenoiserConfig.{name}: expected a positive int, got {value!r}")
+        object.__setattr__(self, "channels", tuple(self.channels))  # JSON gives lists
+        object.__setattr__(self, "attention_levels", tuple(self.attention_levels))
+        if not self.channels or any(c < 1 or c % self.groups for c in self.channels):
+            raise ValueError(
+                f"DenoiserConfig.channels: expected positive multiples of groups={self.groups}, "
+                f"got {self.channels}"
+            )
+        if any(not 0 <= lv < len(self.channels) for lv in self.attention_levels):
+            raise ValueError(
+                f"DenoiserConfig.attention_levels: expected levels in [0, {len(self.channels)}), "
+                f"got {self.attention_levels}"
+            )
+        if any(self.channels[lv] % self.heads for lv in self.attention_levels):
+            raise ValueError(
+                f"DenoiserConfig.heads: expected a divisor of every attention level's width, got {self.heads}"
+            )
+        if self.kernel % 2 == 0:
+            raise ValueError(f"DenoiserConfig.kernel: expected an odd int, got {self.kernel}")
+        if not 0.0 <= self.cond_dropout < 1.0:
+            raise ValueError(
+                f"DenoiserConfig.cond_dropout: expected a value in [0, 1), got {self.cond_dropout}"
+            )
+        if not (
+            self.sigma_data > 0 and self.sigma_min > 0 and self.sigma_max > self.sigma_min and self.p_std > 0
+        ):
+            raise ValueError(
+                "DenoiserConfig: expected sigma_data > 0, 0 < sigma_min < sigma_max and p_std > 0, got "
+                f"sigma_data={self.sigma_data}, sigma_min={self.sigma_min}, sigma_max={self.sigma_max}, "
+                f"p_std={self.p_std}"
+            )
+
+    @property
+    def stride(self) -> int:
+        """Latent lengths are padded to a multiple of this inside the U-Net."""
+        return 2 ** (len(self.channels) - 1)
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> DenoiserConfig:
+        """``DenoiserConfig(**d)`` with a ValueError naming unknown keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"DenoiserConfig: unknown keys {unknown}; expected a subset of {sorted(known)}")
+        return cls(**d)
+
+
+def edm_coefficients(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """EDM preconditioning (Karras 2022, Table 1): c_skip, c_out, c_in, c_noise.
+
+    Shape:
+        sigma (B,) -> four (B,)
+    """
+    var = sigma.square() + sigma_data**2
+    c_skip = sigma_data**2 / var
+    c_out = sigma * sigma_data / var.sqrt()
+    c_in = var.rsqrt()
+    c_noise = sigma.clamp_min(SIGMA_FLOOR).log() / 4
+    return c_skip, c_out, c_in, c_noise
+
+
+class FourierFeatures(nn.Module):
+    """Fixed random Fourier features of a scalar: [cos(2 pi w x), sin(2 pi w x)].
+
+    Shape:
+        (B,) -> (B, dim)
+    """
+
+    def __init__(self, dim: int, scale: float = 4.0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)  # a fixed basis, also stored in the weights
+        self.register_buffer("freqs", torch.randn(dim // 2, generator=g) * scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        angle = 2 * math.pi * x[:, None] * self.freqs[None, :]
+        return torch.cat([angle.cos(), angle.sin()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm -> SiLU -> conv -> FiLM(emb) -> SiLU -> conv, plus a (1x1) skip.
+
+    Shape:
+        x (B, C_in, T), emb (B, E) -> (B, C_out, T)
+    """
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, kernel: int, groups: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, c_in)
+        self.conv1 = nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2)
+        self.film = nn.Linear(emb_dim, 2 * c_out)
+        self.norm2 = nn.GroupNorm(groups, c_out)
+        self.conv2 = nn.Conv1d(c_out, c_out, kernel, padding=kernel // 2)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.film(emb)[:, :, None].chunk(2, dim=1)  # (B, C_out, 1) each
+        h = self.norm2(h) * (1 + scale) + shift
+        return self.skip(x) + self.conv2(F.silu(h))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over time with a residual connection (zero-initialised output).
+
+    Shape:
+        (B, C, T) -> (B, C, T)
+    """
+
+    def __init__(self, channels: int, heads: int, groups: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
+        self.proj = nn.Conv1d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, channels, frames = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(batch, 3, self.heads, channels // self.heads, frames)
+        q, k, v = qkv.transpose(-1, -2).unbind(dim=1)  # (B, H, T, C/H) each
+        h = F.scaled_dot_product_attention(q, k, v)  # (B, H, T, C/H)
+        return x + self.proj(h.transpose(-1, -2).reshape(batch, channels, frames))
+
+
+class UNet1d(nn.Module):
+    """F(c_in z_sigma, c_noise, c): the raw network inside the EDM wrapper.
+
+    Shape:
+        x (B, D, T) with T a multiple of ``cfg.stride``, c_noise (B,), cond (B, cond_dim) -> (B, D, T)
+    """
+
+    def __init__(self, cfg: DenoiserConfig) -> None:
+        super().__init__()
+        e, k, g = cfg.emb_dim, cfg.kernel, cfg.groups
+        self.noise_features = FourierFeatures(e)
+        self.noise_mlp = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
+        self.cond_mlp = nn.Sequential(nn.Linear(cfg.cond_dim, e), nn.SiLU(), nn.Linear(e, e))
+        self.inp = nn.Conv1d(cfg.latent_channels, cfg.channels[0], k, padding=k // 2)
+        levels = len(cfg.channels)
+        self.down_blocks = nn.ModuleList()
+        self.down_attn = nn.ModuleList()
+        self.downsamplers = nn.ModuleList()
+        skips = [cfg.channels[0]]
+        c_prev = cfg.channels[0]
+        for level, c in enumerate(cfg.channels):
+            for _ in range(cfg.blocks_per_level):
+                self.down_blocks.append(ResBlock(c_prev, c, e, k, g))
+                self.down_attn.append(
+                    SelfAttention(c, cfg.heads, g) if level in cfg.attention_levels else nn.Identity()
+                )
+                c_prev = c
+                skips.append(c)
+            if level < levels - 1:
+                self.downsamplers.append(nn.Conv1d(c, c, 3, stride=2, padding=1))
+                skips.append(c)
+        self.mid1 = ResBlock(c_prev, c_prev, e, k, g)
+        self.mid_attn = SelfAttention(c_prev, cfg.heads, g)
+        self.mid2 = ResBlock(c_prev, c_prev, e, k, g)
+        self.up_blocks = nn.ModuleList()
+        self.up_attn = nn.ModuleList()
+        self.upsamplers = nn.ModuleList()
+        for level in reversed(range(levels)):
+            c = cfg.channels[level]
+            for _ in range(cfg.blocks_per_level + 1):
+                self.up_blocks.append(ResBlock(c_prev + skips.pop(), c, e, k, g))
+                self.up_attn.append(
+                    SelfAttention(c, cfg.heads, g) if level in cfg.attention_levels else nn.Identity()
+                )
+                c_prev = c
+            if level > 0:
+                self.upsamplers.append(nn.Conv1d(c, c, 3, padding=1))
+        self.out_norm = nn.GroupNorm(g, c_prev)
+        self.out = nn.Conv1d(c_prev, cfg.latent_channels, k, padding=k // 2)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.blocks_per_level = cfg.blocks_per_level
+        self.levels = levels
+
+    def forward(self, x: Tensor, c_noise: Tensor, cond: Tensor) -> Tensor:
+        emb = F.silu(self.noise_mlp(self.noise_features(c_noise)) + self.cond_mlp(cond))  # (B, E)
+        h = self.inp(x)
+        skips = [h]
+        blocks = iter(zip(self.down_blocks, self.down_attn, strict=True))
+        for level in range(self.levels):
+            for _ in range(self.blocks_per_level):
+                block, attn = next(blocks)
+                h = attn(block(h, emb))
+                skips.append(h)
+            if level < self.levels - 1:
+                h = self.downsamplers[level](h)
+                skips.append(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        blocks = iter(zip(self.up_blocks, self.up_attn, strict=True))
+        for i, level in enumerate(reversed(range(self.levels))):
+            for _ in range(self.blocks_per_level + 1):
+                block, attn = next(blocks)
+                h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))
+            if level > 0:
+                h = self.upsamplers[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return self.out(F.silu(self.out_norm(h)))
+
+
+class EDMDenoiser(nn.Module):
+    """x0_hat = c_skip z_sigma + c_out F(c_in z_sigma, c_noise, c) (EDM preconditioning, see module doc).
+
+    Args:
+        config: architecture and EDM constants (``sigma_data`` measured on the training latents).
+    """
+
+    def __init__(self, config: DenoiserConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = DenoiserConfig() if config is None else config
+        self.net = UNet1d(config)
+        # The unconditional (CFG) condition: trained on the dropped-out rows.
+        self.null_cond = nn.Parameter(torch.zeros(config.cond_dim))
+
+    def null_embedding(self, batch: int = 1) -> Tensor:
+        """The null condition, repeated.
+
+        Shape:
+            -> (batch, cond_dim)
+        """
+        return self.null_cond[None, :].expand(batch, -1)
+
+    def raw(self, z_in: Tensor, c_noise: Tensor, cond: Tensor) -> Tensor:
+        """F on any length: zero-pads T to a multiple of ``config.stride`` and crops back.
+
+        Shape:
+            z_in (B, D, T), c_noise (B,), cond (B, cond_dim) -> (B, D, T)
+        """
+        frames = z_in.shape[-1]
+        pad = -frames % self.config.stride
+        return self.net(F.pad(z_in, (0, pad)), c_noise, cond)[..., :frames]
+
+    def forward(self, z_sigma: Tensor, sigma: Tensor, cond: Tensor) -> Tensor:
+        """The preconditioned denoiser D(z_sigma, sigma, cond).
+
+        Args:
+            z_sigma: noisy latents.
+            sigma: noise level per row (>= 0; 0 returns z_sigma exactly).
+            cond: sentence embeddings (or the null embedding) per row.
+
+        Shape:
+            z_sigma (B, D, T), sigma (B,), cond (B, cond_dim) -> x0_hat (B, D, T)
+        """
+        cfg = self.config
+        if z_sigma.ndim != 3 or z_sigma.shape[1] != cfg.latent_channels:
+            raise ValueError(f"z_sigma: expected (B, {cfg.latent_channels}, T), got {tuple(z_sigma.shape)}")
+        batch = z_sigma.shape[0]
+        if sigma.shape != (batch,):
+            raise ValueError(f"sigma: expected shape ({batch},), got {tuple(sigma.shape)}")
+        if cond.shape != (batch, cfg.cond_dim):
+            raise ValueError(f"cond: expected shape ({batch}, {cfg.cond_dim}), got {tuple(cond.shape)}")
+        sigma = sigma.to(z_sigma.dtype)
+        c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, cfg.sigma_data)
+        f = self.raw(c_in[:, None, None] * z_sigma, c_noise, cond.to(z_sigma.dtype))
+        return c_skip[:, None, None] * z_sigma + c_out[:, None, None] * f
+
+
+def edm_loss(model: EDMDenoiser, z: Tensor, cond: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """EDM training loss, mean over elements of (F - (z - c_skip z_sigma) / c_out)^2.
+
+    Draws log sigma ~ N(p_mean, p_std^2), eps ~ N(0, I) and the condition-dropout mask from
+    ``generator`` (in that order), so a seeded generator gives identical losses.
+
+    Args:
+        model: the denoiser being trained.
+        z: clean latents.
+        cond: sentence embeddings; dropped rows are replaced by the null embedding.
+        generator: the source of all randomness.
+
+    Shape:
+        z (B, D, T), cond (B, cond_dim) -> ()
+    """
+    cfg = model.config
+    batch = z.shape[0]
+    opts = {"generator": generator, "device": z.device}
+    sigma = (torch.randn(batch, **opts) * cfg.p_std + cfg.p_mean).exp().to(z.dtype)  # (B,)
+    eps = torch.randn(z.shape, dtype=z.dtype, **opts)
+    drop = torch.rand(batch, **opts) < cfg.cond_dropout  # (B,)
+    cond = torch.where(drop[:, None], model.null_embedding(batch).to(cond.dtype), cond)
+    z_sigma = z + sigma[:, None, None] * eps
+    c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, cfg.sigma_data)
+    f = model.raw(c_in[:, None, None] * z_sigma, c_noise, cond)
+    target = (z - c_skip[:, None, None] * z_sigma) / c_out[:, None, None]
+    return (f - target).square().mean()
+
+
+__all__ = [
+    "DenoiserConfig",
+    "EDMDenoiser",
+    "UNet1d",
+    "ResBlock",
+    "SelfAttention",
+    "FourierFeatures",
+    "edm_coefficients",
+    "edm_loss",
+    "SIGMA_FLOOR",
+]

@@ -1,0 +1,348 @@
+"""Train the embedded prior's autoencoder on the procedural sound world.
+
+    python -m audiosds.training.train_autoencoder --out DIR [--resume] [--seed 0] [--minutes M] [--threads 2]
+        [--steps N] [--cache DIR] [--export-only]
+
+The loss sees phase: per-clip RMS-normalised waveform L1 plus, at several STFT sizes, the L1
+distance of the complex STFTs (real and imaginary parts) and of the log magnitudes, and a
+small KL term that keeps the latents near unit scale. A magnitude-only loss was what smeared
+bells and metal into noise in a prototype.
+
+Reproducible: parameters are initialised from ``--seed``; every step draws its batch and
+posterior noise from (seed, step), so ``--resume`` continues exactly where a checkpoint left off.
+``--steps`` fixes the schedule (and so the result); ``--minutes`` only stops early, for quick
+checks. At the end the EMA weights go to ``DIR/export/autoencoder.{safetensors,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .autoencoder import Autoencoder, AutoencoderConfig, kl_divergence
+from .data import ClipSet, DataConfig, Sampler, audio_batch, load_or_render_cache, render_clips, stream_clips
+from .run import (
+    EMA,
+    EXPORT_DIR,
+    Budget,
+    RunLog,
+    cosine_lr,
+    export_weights,
+    load_checkpoint,
+    parameter_count,
+    save_checkpoint,
+    step_generator,
+)
+
+NAME = "autoencoder"
+LOG_EPS = 1e-2  # magnitude floor of the log-magnitude term, relative to the crop's RMS (-40 dB)
+RMS_FLOOR = 1e-3  # crops quieter than this (-60 dBFS RMS) are normalised as if this loud
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    windows: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)  # STFT sizes (hop = size / 4)
+    wave: float = 1.0  # waveform L1
+    complex: float = 1.0  # L1 of real and imaginary STFT parts (phase-sensitive)
+    # L1 of log magnitudes (quiet tails, noise levels). Kept small: a larger weight drowned the
+    # phase-sensitive terms early on (held-out SI-SDR -23 dB vs -8 dB after 150 steps at weight 1).
+    log_magnitude: float = 0.1
+    kl: float = 1e-3  # KL(q(z|x) || N(0, I)), mean per latent element
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "windows", tuple(self.windows))
+
+
+@dataclass(frozen=True)
+class AutoencoderTrainConfig:
+    steps: int = 16000  # fixes the LR schedule; the shipped weights are the full run
+    batch: int = 16
+    crop: int = 8192  # samples per training crop (0.512 s, 128 latent frames)
+    lr: float = 3e-4
+    warmup: int = 500
+    final_lr_fraction: float = 0.05
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    gain_db: tuple[float, float] = (-12.0, 3.0)  # random level of each crop, beyond the world's own range
+    checkpoint_every: int = 500
+    log_every: int = 50
+    eval_clips: int = 64  # held-out clips scored (SI-SDR, spectral distance) at each checkpoint
+    seed: int = 0
+    # True: every step renders `batch` fresh world clips (2 ms each) and crops each once, so no clip
+    # repeats; False: crops of a pre-rendered cache of data.clips clips.
+    stream: bool = True
+    export_dtype: str = "float16"  # shipped precision (halves the size; ~-66 dB weight rounding)
+    loss: LossConfig = field(default_factory=LossConfig)
+    model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AutoencoderTrainConfig:
+        d = dict(d)
+        return cls(
+            loss=LossConfig(**d.pop("loss", {})),
+            model=AutoencoderConfig.from_dict(d.pop("model", {})),
+            data=DataConfig(**d.pop("data", {})),
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()},
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return json.loads(json.dumps(d))
+
+
+def complex_stft(x: Tensor, size: int) -> Tensor:
+    """Normalised complex STFT (Hann, hop size/4, centred) as real pairs.
+
+    Shape:
+        (B, N) -> (B, size // 2 + 1, frames, 2)
+    """
+    window = torch.hann_window(size, device=x.device, dtype=x.dtype)
+    pad_mode = "reflect" if x.shape[-1] > size // 2 else "constant"
+    spec = torch.stft(
+        x,
+        size,
+        size // 4,
+        window=window,
+        center=True,
+        pad_mode=pad_mode,
+        normalized=True,
+        return_complex=True,
+    )
+    return torch.view_as_real(spec)
+
+
+def reconstruction_loss(x_hat: Tensor, x: Tensor, cfg: LossConfig) -> dict[str, Tensor]:
+    """Phase-aware multiscale loss on RMS-normalised crops (every loudness and a ringing tail's
+    quiet end count as much as a loud attack).
+
+    Returns the terms ``wave``, ``complex``, ``log_magnitude`` (each averaged over windows where
+    multiscale), unweighted.
+
+    Shape:
+        x_hat (B, 1, N), x (B, 1, N) -> dict of ()
+    """
+    scale = x.square().mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(RMS_FLOOR)  # (B, 1, 1)
+    e, r = (x_hat / scale)[:, 0], (x / scale)[:, 0]
+    terms = {"wave": (e - r).abs().mean(), "complex": e.new_zeros(()), "log_magnitude": e.new_zeros(())}
+    for size in cfg.windows:
+        se, sr = complex_stft(e, size), complex_stft(r, size)
+        terms["complex"] = terms["complex"] + (se - sr).abs().mean() / len(cfg.windows)
+        log_e = 0.5 * (se.square().sum(-1) + LOG_EPS**2).log()
+        log_r = 0.5 * (sr.square().sum(-1) + LOG_EPS**2).log()
+        terms["log_magnitude"] = terms["log_magnitude"] + (log_e - log_r).abs().mean() / len(cfg.windows)
+    return terms
+
+
+def training_step(
+    model: Autoencoder, x: Tensor, cfg: LossConfig, generator: torch.Generator
+) -> tuple[Tensor, dict[str, float]]:
+    """Total loss of one batch (posterior noise from ``generator``) and its parts."""
+    x_hat, mean, log_std = model(x, generator)
+    terms = reconstruction_loss(x_hat, x, cfg)
+    terms["kl"] = kl_divergence(mean, log_std)
+    total = (
+        cfg.wave * terms["wave"]
+        + cfg.complex * terms["complex"]
+        + cfg.log_magnitude * terms["log_magnitude"]
+        + cfg.kl * terms["kl"]
+    )
+    parts = {k: float(v.detach()) for k, v in terms.items()}
+    parts["latent_std"] = float(mean.detach().std())
+    parts["posterior_std"] = float(log_std.detach().exp().mean())
+    return total, parts
+
+
+@torch.no_grad()
+def evaluate(model: Autoencoder, clips: ClipSet) -> dict[str, float]:
+    """Mean SI-SDR (dB) and multi-resolution spectral distance of reconstructions, overall and
+    per family."""
+    from audiosds.metrics import multires_spectral_distance, si_sdr
+
+    model.eval()
+    x = torch.from_numpy(clips.audio.astype("float32"))[:, None, :]
+    x_hat = torch.cat([model.decode(model.encode(x[i : i + 16])) for i in range(0, len(x), 16)])[
+        ..., : x.shape[-1]
+    ]
+    sdr = si_sdr(x_hat[:, 0], x[:, 0]).float()
+    dist = multires_spectral_distance(x_hat, x).float().reshape(-1)
+    out = {"si_sdr": float(sdr.mean()), "spectral": float(dist.mean())}
+    for fam in sorted(set(clips.families)):
+        rows = [i for i, f in enumerate(clips.families) if f == fam]
+        out[f"si_sdr/{fam}"] = float(sdr[rows].mean())
+    return out
+
+
+def export(model: Autoencoder, out: Path, dtype: str) -> Path:
+    """EMA weights (stored as ``dtype``) and config to ``OUT/export/autoencoder.{safetensors,json}``."""
+    return export_weights(model, model.config.to_dict(), Path(out) / EXPORT_DIR, NAME, dtype)
+
+
+def train(
+    cfg: AutoencoderTrainConfig,
+    out: Path,
+    resume: bool = False,
+    minutes: float | None = None,
+    cache: Path | None = None,
+    sampler: Sampler | None = None,
+    captioner: object | None = None,
+    stop_at: int | None = None,
+) -> list[dict[str, float]]:
+    """Train (or resume) in ``out`` up to ``cfg.steps``; returns the loss parts of the steps run here.
+
+    ``stop_at`` (a step) and ``minutes`` (wall time) end the run early with a checkpoint; the
+    LR schedule still follows ``cfg.steps``, so a resumed run matches an uninterrupted one.
+
+    Raises:
+        ValueError: ``out`` holds a run and ``resume`` is False, or the stored config differs.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = RunLog(out)
+    config_path = out / "train_config.json"
+    state = load_checkpoint(out)
+    if state is not None and not resume:
+        raise ValueError(f"{out} already holds a checkpoint: pass --resume or choose another --out")
+    if config_path.is_file() and resume:
+        stored = json.loads(config_path.read_text())
+        if stored != cfg.to_dict():
+            raise ValueError(f"{config_path}: expected the stored config to match this run's, got {stored}")
+    config_path.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    torch.manual_seed(cfg.seed)
+    model = Autoencoder(cfg.model)
+    ema = EMA(model, cfg.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    step = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.model.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        log(f"resumed at step {step}")
+    log(
+        f"autoencoder: {parameter_count(model) / 1e6:.3f} M parameters, downsampling {model.downsampling}, "
+        f"{cfg.model.latent_channels} latent channels; {cfg.steps} steps of batch {cfg.batch} x {cfg.crop}"
+    )
+
+    clips = None if cfg.stream else load_or_render_cache(cfg.data, cache or out, log, sampler, captioner)
+    stream_cfg = replace(cfg.data, captions_per_clip=1)
+    eval_cfg = replace(cfg.data, split="heldout", captions_per_clip=1)
+    held = render_clips(eval_cfg, cfg.eval_clips, cfg.seed + 7919, sampler) if cfg.eval_clips else None
+    source = "fresh clips every step" if clips is None else f"a cache of {len(clips)} clips"
+    log(f"data: {source}; {cfg.eval_clips} held-out clips for evaluation")
+
+    budget = Budget(minutes)
+    history: list[dict[str, float]] = []
+    t0, since = time.monotonic(), step
+    last = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    while step < last and not budget.expired():
+        model.train()
+        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, cfg.final_lr_fraction)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        if clips is None:
+            fresh = stream_clips(stream_cfg, step, cfg.batch, cfg.seed, sampler)
+            x = audio_batch(fresh, step, cfg.batch, cfg.crop, cfg.seed, cfg.gain_db, every_clip=True)
+        else:
+            x = audio_batch(clips, step, cfg.batch, cfg.crop, cfg.seed, cfg.gain_db)
+        loss, parts = training_step(model, x, cfg.loss, step_generator(cfg.seed, step))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        if not math.isfinite(parts["grad_norm"]):
+            raise FloatingPointError(f"step {step}: non-finite gradient norm")
+        opt.step()
+        ema.update(model, step)
+        parts["loss"] = float(loss.detach())
+        history.append(parts)
+        step += 1
+        if step % cfg.log_every == 0:
+            rate = (step - since) / (time.monotonic() - t0)
+            recent = history[-cfg.log_every :]
+            mean = {k: sum(h[k] for h in recent) / len(recent) for k in recent[0]}
+            log(
+                f"step {step} lr {lr:.2e} {rate:.2f} steps/s "
+                + " ".join(f"{k} {v:.4f}" for k, v in mean.items())
+            )
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_checkpoint(
+                out,
+                {
+                    "model": model.state_dict(),
+                    "ema": ema.model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "step": step,
+                },
+            )
+            if held is not None:
+                scores = evaluate(ema.model, held)
+                log(f"eval step {step} " + " ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+    if step % cfg.checkpoint_every != 0 and step != cfg.steps:
+        save_checkpoint(
+            out,
+            {
+                "model": model.state_dict(),
+                "ema": ema.model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+            },
+        )
+    path = export(ema.model, out, cfg.export_dtype)
+    log(f"stopped at step {step}/{cfg.steps}; exported {path}")
+    return history
+
+
+def export_only(out: Path) -> Path:
+    """Re-export the EMA weights of the checkpoint in ``out``."""
+    out = Path(out)
+    state = load_checkpoint(out)
+    if state is None:
+        raise ValueError(f"{out}: expected a {NAME} checkpoint, found none")
+    cfg = AutoencoderTrainConfig.from_dict(json.loads((out / "train_config.json").read_text()))
+    model = Autoencoder(cfg.model)
+    model.load_state_dict(state["ema"])
+    return export(model, out, cfg.export_dtype)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="run directory (log, checkpoint, export)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--minutes", type=float, default=None, help="stop early after this wall time")
+    parser.add_argument("--steps", type=int, default=None, help="total steps (default: the config's)")
+    parser.add_argument("--clips", type=int, default=None, help="clips in the training cache")
+    parser.add_argument("--cache", type=Path, default=None, help="folder holding cache/ (default OUT)")
+    parser.add_argument("--export-only", action="store_true", help="re-export OUT's checkpoint and exit")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads (fixed: results depend on it; default 2)"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.export_only:
+        print(export_only(args.out))
+        return
+    base = AutoencoderTrainConfig()
+    cfg = AutoencoderTrainConfig.from_dict(
+        {
+            **base.to_dict(),
+            "seed": args.seed,
+            "steps": args.steps or base.steps,
+            "data": {**base.to_dict()["data"], "seed": args.seed, "clips": args.clips or base.data.clips},
+        }
+    )
+    train(cfg, args.out, resume=args.resume, minutes=args.minutes, cache=args.cache)
+
+
+if __name__ == "__main__":
+    main()

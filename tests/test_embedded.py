@@ -1,0 +1,389 @@
+"""The embedded prior (priors/embedded.py) and its networks and training code (training/).
+
+Tiny randomly initialised networks are exported exactly as the training scripts export the
+shipped weights and loaded back through :class:`EmbeddedPrior`. Training runs here take a
+couple of steps on a few short world clips; nothing is trained for real.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audiosds.priors.embedded import EmbeddedConfig, EmbeddedPrior, EmbeddedWeightsError, load_autoencoder
+from audiosds.training import train_autoencoder, train_diffusion
+from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig, fold, unfold
+from audiosds.training.data import DataConfig, audio_batch, load_or_render_cache
+from audiosds.training.denoiser import DenoiserConfig, EDMDenoiser, edm_coefficients, edm_loss
+from audiosds.training.run import export_weights
+from audiosds.training.text import EMBED_DIM, TextEncoder
+from audiosds.world import FAMILIES
+
+SR = 16000
+TINY_AE = AutoencoderConfig(
+    latent_channels=4, high_channels=8, low_channels=16, high_dilations=(1,), low_dilations=(1, 3), kernel=3
+)
+TINY_DN = DenoiserConfig(
+    latent_channels=4,
+    channels=(8, 16),
+    blocks_per_level=1,
+    attention_levels=(1,),
+    heads=2,
+    groups=4,
+    emb_dim=16,
+    sigma_data=0.7,
+)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+class FakeText:
+    """Deterministic 384-d 'embeddings' from the caption's bytes (keeps training tests MiniLM-free)."""
+
+    def __call__(self, captions: list[str]) -> torch.Tensor:
+        rows = []
+        for c in captions:
+            g = torch.Generator().manual_seed(sum(c.encode()) * 7919 + len(c))
+            rows.append(torch.nn.functional.normalize(torch.randn(EMBED_DIM, generator=g), dim=0))
+        return torch.stack(rows)
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+def randomize(module: torch.nn.Module, seed: int, scale: float = 0.2) -> torch.nn.Module:
+    """Overwrite every parameter with seeded noise (the zero-initialised output layers included),
+    rounded to float16 values so a float16 export round-trips exactly."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_((torch.randn(p.shape, generator=g) * scale).half().float())
+    return module
+
+
+@pytest.fixture(scope="module")
+def networks() -> tuple[Autoencoder, EDMDenoiser]:
+    return randomize(Autoencoder(TINY_AE), 1).eval(), randomize(EDMDenoiser(TINY_DN), 2).eval()
+
+
+@pytest.fixture(scope="module")
+def weights_dir(networks: tuple[Autoencoder, EDMDenoiser], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ae, dn = networks
+    folder = tmp_path_factory.mktemp("embedded")
+    export_weights(ae, ae.config.to_dict(), folder, "autoencoder", dtype="float16")
+    export_weights(dn, dn.config.to_dict(), folder, "denoiser", dtype="float16")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def prior(weights_dir: Path) -> EmbeddedPrior:
+    return EmbeddedPrior(EmbeddedConfig(weights_dir=str(weights_dir))).freeze()
+
+
+# -- loading -----------------------------------------------------------------------------------------
+def test_loaded_prior_reproduces_the_exported_networks(prior: EmbeddedPrior, networks: tuple) -> None:
+    ae, dn = networks
+    x = torch.randn(2, 1, 3000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        z = prior.encode(x)
+        assert torch.equal(z, ae.encode(x))
+        assert torch.equal(prior.decode(z), ae.decode(z))
+        cond = torch.randn(2, EMBED_DIM, generator=torch.Generator().manual_seed(1))
+        sigma = torch.tensor([0.3, 4.0])
+        assert torch.equal(prior._denoise_batch(z, sigma, {"text": cond}), dn(z, sigma, cond))
+    assert (prior.sample_rate, prior.channels, prior.latent_channels, prior.downsampling) == (SR, 1, 4, 64)
+    assert (prior.sigma_min, prior.sigma_max, prior.sigma_data) == (0.002, 80.0, 0.7)
+    assert prior.name == "embedded"
+
+
+@pytest.mark.parametrize(
+    "missing", ["autoencoder.json", "autoencoder.safetensors", "denoiser.json", "denoiser.safetensors"]
+)
+def test_missing_weight_file_is_named(weights_dir: Path, tmp_path: Path, missing: str) -> None:
+    for f in weights_dir.iterdir():
+        if f.name != missing:
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(EmbeddedWeightsError, match=missing.replace(".", r"\.")) as err:
+        EmbeddedPrior(EmbeddedConfig(weights_dir=str(tmp_path)))
+    assert isinstance(err.value, ValueError)
+
+
+def test_mismatched_config_is_an_error(weights_dir: Path, tmp_path: Path) -> None:
+    for f in weights_dir.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((tmp_path / "autoencoder.json").read_text())
+    (tmp_path / "autoencoder.json").write_text(json.dumps({**cfg, "low_channels": 24}))
+    with pytest.raises(EmbeddedWeightsError, match="does not fit"):
+        EmbeddedPrior(EmbeddedConfig(weights_dir=str(tmp_path)))
+    (tmp_path / "autoencoder.json").write_text(json.dumps({**cfg, "low_chanels": 16}))
+    with pytest.raises(EmbeddedWeightsError, match="low_chanels"):
+        EmbeddedPrior(EmbeddedConfig(weights_dir=str(tmp_path)))
+
+
+def test_import_pulls_in_neither_world_nor_transformers() -> None:
+    code = (
+        "import sys, audiosds.priors.embedded; "
+        "heavy = ('transformers', 'audiosds.world', 'sentence_transformers'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# -- audio <-> latent ------------------------------------------------------------------------------
+@pytest.mark.parametrize("seconds", [0.5, 1.0, 2.37, 10.0])
+def test_lengths_and_latent_frames(prior: EmbeddedPrior, seconds: float) -> None:
+    n = round(seconds * SR)
+    x = torch.randn(1, 1, n, generator=torch.Generator().manual_seed(n))
+    with torch.no_grad():
+        z = prior.encode(x)
+        assert z.shape == (1, 4, prior.latent_frames(n)) == (1, 4, math.ceil(n / 64))
+        assert prior.decode(z).shape == (1, 1, z.shape[-1] * 64)
+        x0 = prior._denoise_batch(z, torch.tensor([1.5]), {"text": torch.zeros(1, EMBED_DIM)})
+        assert x0.shape == z.shape and torch.isfinite(x0).all()
+
+
+def test_fold_unfold_are_inverse_polyphase() -> None:
+    x = torch.arange(2 * 3 * 32, dtype=torch.float32).reshape(2, 3, 32)
+    y = fold(x, 4)
+    assert y.shape == (2, 12, 8)
+    assert torch.equal(y[1, 2 * 4 + 3, 5], x[1, 2, 5 * 4 + 3])
+    assert torch.equal(unfold(y, 4), x)
+
+
+def test_encoder_is_causal_in_nothing_but_local(networks: tuple) -> None:
+    """A change at the end of a long clip leaves the latents of its start untouched (finite receptive
+    field), so encoding is length-flexible, and gradients reach the audio (classic SDS needs them)."""
+    ae, _ = networks
+    x = torch.randn(1, 1, 64 * 200, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    y = x.detach().clone()
+    y[..., -64 * 20 :] = 0
+    za, zb = ae.encode(x), ae.encode(y)
+    assert torch.equal(za[..., :100], zb[..., :100])
+    assert not torch.equal(za[..., -5:], zb[..., -5:])
+    za.square().sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_encode_pads_the_tail_with_zeros(networks: tuple) -> None:
+    ae, _ = networks
+    x = torch.randn(1, 1, 1000, generator=torch.Generator().manual_seed(4))
+    padded = torch.nn.functional.pad(x, (0, 24))
+    with torch.no_grad():
+        assert torch.equal(ae.encode(x), ae.encode(padded))
+
+
+# -- the EDM denoiser -----------------------------------------------------------------------------------
+def test_edm_coefficient_identities() -> None:
+    sd = 0.7
+    sigma = torch.tensor([0.0, 1e-3, 0.1, 0.7, 3.0, 80.0], dtype=torch.float64)
+    c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, sd)
+    assert c_skip[0] == 1 and c_out[0] == 0 and math.isclose(float(c_in[0]), 1 / sd)
+    # Unit-variance network input for data of std sd: c_in^2 (sigma^2 + sd^2) = 1.
+    torch.testing.assert_close(c_in.square() * (sigma.square() + sd**2), torch.ones_like(sigma))
+    # Unit-variance training target (z - c_skip (z + sigma eps)) / c_out for z ~ N(0, sd^2).
+    s = sigma[1:]
+    target_var = ((1 - c_skip[1:]).square() * sd**2 + c_skip[1:].square() * s.square()) / c_out[1:].square()
+    torch.testing.assert_close(target_var, torch.ones_like(s))
+    # At sigma = sd: c_skip = 1/2 and c_out = sd / sqrt(2).
+    assert math.isclose(float(c_skip[3]), 0.5) and math.isclose(float(c_out[3]), sd / math.sqrt(2))
+    torch.testing.assert_close(c_noise[1:], s.log() / 4)
+
+
+def test_denoiser_returns_the_input_as_sigma_goes_to_zero(prior: EmbeddedPrior) -> None:
+    z = torch.randn(2, 4, 37, generator=torch.Generator().manual_seed(5))
+    cond = {"text": prior.denoiser.null_embedding(2)}
+    with torch.no_grad():
+        assert torch.equal(prior._denoise_batch(z, torch.zeros(2), cond), z)  # c_skip = 1, c_out = 0
+        previous = math.inf
+        for sigma in (1e-1, 1e-2, 1e-3, 1e-4):
+            err = float((prior._denoise_batch(z, torch.full((2,), sigma), cond) - z).abs().max())
+            assert err < previous  # shrinks with sigma (c_out ~ sigma)
+            previous = err
+        assert previous < 1e-2
+
+
+def test_denoiser_batch_equals_singles(prior: EmbeddedPrior) -> None:
+    g = torch.Generator().manual_seed(6)
+    z = torch.randn(3, 4, 50, generator=g)
+    sigma = torch.tensor([0.05, 1.0, 20.0])
+    cond = torch.randn(3, EMBED_DIM, generator=g)
+    with torch.no_grad():
+        batch = prior._denoise_batch(z, sigma, {"text": cond})
+        singles = torch.cat(
+            [
+                prior._denoise_batch(z[i : i + 1], sigma[i : i + 1], {"text": cond[i : i + 1]})
+                for i in range(3)
+            ]
+        )
+    torch.testing.assert_close(batch, singles, atol=1e-5, rtol=1e-5)
+
+
+def test_condition_changes_the_output(prior: EmbeddedPrior) -> None:
+    z = torch.randn(1, 4, 40, generator=torch.Generator().manual_seed(7))
+    a = torch.randn(1, EMBED_DIM, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        x_a = prior._denoise_batch(z, torch.tensor([1.0]), {"text": a})
+        x_b = prior._denoise_batch(z, torch.tensor([1.0]), {"text": -a})
+    assert (x_a - x_b).abs().max() > 1e-3
+
+
+def test_edm_loss_is_seeded_and_drops_conditions() -> None:
+    model = randomize(EDMDenoiser(replace(TINY_DN, cond_dropout=0.5)), 9)
+    z = torch.randn(8, 4, 24, generator=torch.Generator().manual_seed(10))
+    cond = torch.randn(8, EMBED_DIM, generator=torch.Generator().manual_seed(11))
+    a = edm_loss(model, z, cond, torch.Generator().manual_seed(12))
+    b = edm_loss(model, z, cond, torch.Generator().manual_seed(12))
+    c = edm_loss(model, z, cond, torch.Generator().manual_seed(13))
+    assert a.item() == b.item() and a.item() != c.item()
+    # Dropout reaches the null embedding: its gradient is non-zero.
+    a.backward()
+    assert model.null_cond.grad.abs().sum() > 0
+
+
+# -- text ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def offline_prior(weights_dir: Path) -> EmbeddedPrior:
+    old = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    try:
+        p = EmbeddedPrior(EmbeddedConfig(weights_dir=str(weights_dir))).freeze()
+        p.text_encoder.load()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return p
+
+
+def test_minilm_embeddings_offline(offline_prior: EmbeddedPrior) -> None:
+    prompts = ["a bell ringing", "a ringing bell", "heavy rain falling on a roof"]
+    cond = offline_prior.embed(prompts)
+    e = cond.cond["text"]
+    assert e.shape == (3, EMBED_DIM)
+    torch.testing.assert_close(e.norm(dim=1), torch.ones(3))
+    sim = e @ e.T
+    assert sim[0, 1] > 0.8 > sim[0, 2]  # a real sentence model: paraphrases close, other topics far
+    again = offline_prior.embed([prompts[2], prompts[0]])
+    assert torch.equal(again.cond["text"], e[[2, 0]])
+    # A fresh encoder (no cache) embedding the caption alone agrees: padding is masked out.
+    fresh = TextEncoder()(["heavy rain falling on a roof"])
+    torch.testing.assert_close(fresh, e[2:], atol=1e-6, rtol=0)
+
+
+def test_embed_uncond_is_the_null_embedding_or_the_negative(offline_prior: EmbeddedPrior) -> None:
+    cond = offline_prior.embed(["glass breaking", "a low bell"])
+    null = offline_prior.denoiser.null_cond.detach()
+    assert torch.equal(cond.uncond["text"], torch.stack([null, null]))
+    neg = offline_prior.embed(["glass breaking", "a low bell"], negative=["noise", "a low bell"])
+    assert torch.equal(neg.uncond["text"][1], cond.cond["text"][1])
+    assert torch.equal(neg.uncond["text"][0], offline_prior.embed(["noise"]).cond["text"][0])
+    with pytest.raises(ValueError, match="expected 2"):
+        offline_prior.embed(["a", "b"], negative=["c"])
+    with pytest.raises(ValueError, match="non-empty"):
+        offline_prior.embed("a bell")
+
+
+# -- data and training -----------------------------------------------------------------------------------
+DATA = DataConfig(clips=12, seconds=0.5, shard_size=5, captions_per_clip=2)
+
+
+def test_cache_is_deterministic_and_resumable(tmp_path: Path) -> None:
+    a = load_or_render_cache(DATA, tmp_path / "a", lambda m: None)
+    (tmp_path / "a" / "cache" / "shard_00001.npz").unlink()  # an interrupted render
+    a2 = load_or_render_cache(DATA, tmp_path / "a", lambda m: None)
+    b = load_or_render_cache(DATA, tmp_path / "b", lambda m: None)
+    assert len(a) == 12 and a.audio.shape == (12, 8000)
+    assert np.array_equal(a.audio, a2.audio) and np.array_equal(a.audio, b.audio)
+    assert a.captions == b.captions and all(len(c) == 2 for c in a.captions)
+    assert set(a.families) <= set(FAMILIES) and len(set(a.families[:5])) == 5  # a shard is balanced
+    with pytest.raises(ValueError, match="expected config"):
+        load_or_render_cache(replace(DATA, seed=1), tmp_path / "a", lambda m: None)
+    x1, x2 = audio_batch(a, 3, 4, 1000, 0), audio_batch(a, 3, 4, 1000, 0)
+    assert x1.shape == (4, 1, 1000) and torch.equal(x1, x2)
+    assert not torch.equal(x1, audio_batch(a, 4, 4, 1000, 0))
+
+
+AE_TRAIN = train_autoencoder.AutoencoderTrainConfig(
+    steps=3,
+    batch=2,
+    crop=1024,
+    warmup=1,
+    checkpoint_every=2,
+    log_every=1,
+    eval_clips=2,
+    loss=train_autoencoder.LossConfig(windows=(256, 64)),
+    model=TINY_AE,
+    data=DATA,
+)
+
+
+def run_ae(out: Path, cache: Path, **kw: object) -> list[dict[str, float]]:
+    return train_autoencoder.train(AE_TRAIN, out, cache=cache, **kw)
+
+
+def test_autoencoder_training_is_seeded_and_resumes_exactly(tmp_path: Path) -> None:
+    full = run_ae(tmp_path / "full", tmp_path)
+    again = run_ae(tmp_path / "again", tmp_path)
+    assert [h["loss"] for h in full] == [h["loss"] for h in again]
+    assert len(full) == 3 and all(math.isfinite(h["loss"]) for h in full)
+    # Stop after 1 step (checkpoint), resume: the remaining steps match the uninterrupted run.
+    part = run_ae(tmp_path / "part", tmp_path, stop_at=1)
+    assert [h["loss"] for h in part] == [full[0]["loss"]]
+    with pytest.raises(ValueError, match="--resume"):
+        run_ae(tmp_path / "part", tmp_path)
+    rest = run_ae(tmp_path / "part", tmp_path, resume=True)
+    assert [h["loss"] for h in rest] == [h["loss"] for h in full[1:]]
+    # The export loads as the shipped weights do and equals the run's EMA.
+    ae = load_autoencoder(tmp_path / "full" / "export")
+    assert ae.config == TINY_AE
+    assert "log.txt" in {p.name for p in (tmp_path / "full").iterdir()}
+    # From a pre-rendered cache instead of fresh clips: seeded as well.
+    cached = [
+        train_autoencoder.train(replace(AE_TRAIN, stream=False, steps=2), tmp_path / name, cache=tmp_path)
+        for name in ("c1", "c2")
+    ]
+    assert [h["loss"] for h in cached[0]] == [h["loss"] for h in cached[1]] != [h["loss"] for h in full[:2]]
+
+
+def test_diffusion_training_is_seeded_and_exports_a_complete_prior(tmp_path: Path) -> None:
+    ae_dir = tmp_path / "ae"
+    export_weights(randomize(Autoencoder(TINY_AE), 14), TINY_AE.to_dict(), ae_dir, "autoencoder")
+    cfg = train_diffusion.DiffusionTrainConfig(
+        steps=2,
+        batch=3,
+        warmup=1,
+        checkpoint_every=2,
+        log_every=1,
+        eval_clips=2,
+        model=replace(TINY_DN, sigma_data=1.0),
+        data=DATA,
+    )
+    runs = [
+        train_diffusion.train(
+            cfg,
+            tmp_path / name,
+            ae_dir,
+            cache=tmp_path,
+            text=FakeText(),
+        )
+        for name in ("a", "b")
+    ]
+    assert [h["loss"] for h in runs[0]] == [h["loss"] for h in runs[1]]
+    export = tmp_path / "a" / "export"
+    stored = json.loads((export / "denoiser.json").read_text())
+    (cached,) = (tmp_path / "cache").glob("latents_*.pt")  # one autoencoder, one encoding, shared by a and b
+    latents = torch.load(cached, weights_only=True)["latents"]
+    assert math.isclose(stored["sigma_data"], float(latents[2:].std()), rel_tol=1e-4)
+    prior = EmbeddedPrior(EmbeddedConfig(weights_dir=str(export)))
+    assert prior.sigma_data == stored["sigma_data"]
+    z = prior.encode(torch.zeros(1, 1, 640))
+    assert z.shape == (1, 4, 10)
