@@ -221,7 +221,7 @@ def sds_step(
     renders = x.shape[0]
     if cond.num_prompts not in (1, renders):
         raise ValueError(f"cond: expected 1 or {renders} prompts (one per render), got {cond.num_prompts}")
-    if any(p.requires_grad for p in prior.parameters()):
+    if not prior.is_frozen():
         raise ValueError("prior: expected a frozen prior (see Prior.freeze), got parameters requiring grad")
     draws = config.num_draws
     rows = renders * draws

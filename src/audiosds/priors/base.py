@@ -194,7 +194,13 @@ class Prior(abc.ABC, torch.nn.Module):
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
+        self.frozen = True
         return self
+
+    def is_frozen(self) -> bool:
+        """True after :meth:`freeze` (one attribute read, cheap enough for every iteration);
+        otherwise checks every parameter."""
+        return getattr(self, "frozen", False) or not any(p.requires_grad for p in self.parameters())
 
     def check_audio(self, x: Tensor, what: str = "audio") -> None:
         """ValueError unless x is (B, channels, N) finite audio for this prior."""

@@ -99,7 +99,7 @@ def istft(spec: Tensor, n_fft: int, hop: int, length: int) -> Tensor:
 
 def magnitude(spec: Tensor) -> Tensor:
     """``sqrt(re^2 + im^2 + EPS)``: finite gradient at silence. Shape: complex (...) -> real (...)."""
-    return torch.sqrt(torch.view_as_real(spec).square().sum(-1) + EPS)
+    return torch.sqrt(spec.real.square() + spec.imag.square() + EPS)
 
 
 def ratio_masks(mags: Tensor, power: float) -> Tensor:
