@@ -299,6 +299,25 @@ def test_sigint_checkpoints_and_resume_gives_the_uninterrupted_bytes(tmp_path):
     assert (part / "audio.wav").read_bytes() == (whole / "audio.wav").read_bytes()
     assert (part / "history.csv").read_text() == (whole / "history.csv").read_text()
 
+    # a hard kill (no chance to save) resumes from the last periodic checkpoint
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*argv, "-o", str(killed)], stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert not (killed / "audio.wav").exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "audiosds", "fm", "--resume", str(killed), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (killed / "audio.wav").read_bytes() == (whole / "audio.wav").read_bytes()
+
 
 def test_resume_needs_a_run_folder(tmp_path, capsys):
     code, err = run(capsys, "fm", "--resume", tmp_path)
