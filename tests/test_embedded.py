@@ -292,6 +292,34 @@ def test_embed_uncond_is_the_null_embedding_or_the_negative(offline_prior: Embed
         offline_prior.embed("a bell")
 
 
+# -- the autoencoder loss -------------------------------------------------------------------------------
+def test_reconstruction_loss_sees_phase() -> None:
+    """Zero for a perfect reconstruction. A 90-degree phase error keeps the magnitudes, so it barely
+    moves the log-magnitude terms but dominates the waveform and complex-STFT terms; a 1.5x amplitude
+    error does the opposite."""
+    cfg = train_autoencoder.LossConfig(windows=(512, 128))
+    t = torch.arange(8192) / SR
+    env = torch.hann_window(8192, periodic=False) * 0.1  # no edge transients
+    x = (env * torch.sin(2 * math.pi * 440.0 * t)).view(1, 1, -1)
+    shifted = (env * torch.cos(2 * math.pi * 440.0 * t)).view(1, 1, -1)
+    same = train_autoencoder.reconstruction_loss(x, x, cfg)
+    assert all(float(v) == 0.0 for v in same.values())
+    phase = train_autoencoder.reconstruction_loss(shifted, x, cfg)
+    gain = train_autoencoder.reconstruction_loss(1.5 * x, x, cfg)
+    assert phase["wave"] > 2 * gain["wave"] and phase["complex"] > 2 * gain["complex"]
+    assert phase["log_magnitude"] < 0.5 * gain["log_magnitude"]
+    assert phase["fine_log_magnitude"] < 0.5 * gain["fine_log_magnitude"]
+    # Every term is level-invariant: the crop is RMS-normalised.
+    loud = train_autoencoder.reconstruction_loss(shifted * 8, x * 8, cfg)
+    for k in phase:
+        torch.testing.assert_close(loud[k], phase[k], rtol=1e-4, atol=1e-6)
+
+
+def test_fine_log_term_ramps_in() -> None:
+    cfg = train_autoencoder.LossConfig(fine_log_magnitude=0.5, fine_ramp=(100, 300))
+    assert [cfg.fine_weight(s) for s in (0, 100, 200, 300, 10_000)] == [0.0, 0.0, 0.25, 0.5, 0.5]
+
+
 # -- data and training -----------------------------------------------------------------------------------
 DATA = DataConfig(clips=12, seconds=0.5, shard_size=5, captions_per_clip=2)
 

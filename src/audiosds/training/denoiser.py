@@ -35,9 +35,12 @@ SIGMA_FLOOR = 1e-6
 @dataclass(frozen=True)
 class DenoiserConfig:
     latent_channels: int = 32  # D, the autoencoder's latent channels
-    channels: tuple[int, ...] = (64, 128, 256)  # U-Net width per level; each level halves time
+    # U-Net width per level; each level halves time: 250, 125, 62.5, 31.25 frames/s. Four narrow levels
+    # cost 0.73 s/step (batch 16 x 2 s, 1 CPU thread) vs 1.20 s for three at (64, 128, 256), and see
+    # further (rhythms, ticks).
+    channels: tuple[int, ...] = (64, 96, 128, 192)
     blocks_per_level: int = 2  # residual blocks per level on the way down (one more on the way up)
-    attention_levels: tuple[int, ...] = (2,)  # levels (0 = full rate) with self-attention after each block
+    attention_levels: tuple[int, ...] = (3,)  # levels (0 = full rate) with self-attention after each block
     heads: int = 4  # attention heads
     kernel: int = 3  # conv kernel in the residual blocks
     groups: int = 8  # GroupNorm groups

@@ -57,8 +57,8 @@ EVAL_SIGMAS = (0.1, 0.5, 1.0, 3.0)  # held-out denoising loss is reported at the
 class DiffusionTrainConfig:
     steps: int = 12000  # fixes the LR schedule; the shipped weights are the full run
     batch: int = 16  # whole clips (2 s = 500 latent frames) per step
-    lr: float = 2e-4
-    warmup: int = 500
+    lr: float = 3e-4
+    warmup: int = 300
     final_lr_fraction: float = 0.1
     grad_clip: float = 1.0
     ema_decay: float = 0.999
