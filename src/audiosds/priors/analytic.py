@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Conditioning, Prior, expand_rows, sigma_vector
+from .base import Conditioning, Prior, check_prompts, expand_rows, sigma_vector
 
 
 @dataclass(frozen=True)
@@ -138,15 +138,7 @@ class AnalyticPrior(Prior):
 
     def embed(self, prompts: Sequence[str], negative: Sequence[str] | None = None) -> Conditioning:
         """Gaussians for P prompts; negative prompts (P of them) replace the unconditional branch."""
-        if isinstance(prompts, str) or len(prompts) == 0 or not all(isinstance(p, str) for p in prompts):
-            raise ValueError(f"prompts: expected a non-empty sequence of str, got {prompts!r}")
-        prompts = list(prompts)
-        if negative is not None:
-            if isinstance(negative, str) or not all(isinstance(p, str) for p in negative):
-                raise ValueError(f"negative: expected a sequence of str, got {negative!r}")
-            negative = list(negative)
-            if len(negative) != len(prompts):
-                raise ValueError(f"negative: expected {len(prompts)} prompts, got {len(negative)}")
+        prompts, negative = check_prompts(prompts, negative)
         uncond = self._gaussians(negative if negative is not None else [""] * len(prompts))
         return Conditioning(self._gaussians(prompts), uncond, prompts, negative)
 

@@ -70,6 +70,21 @@ class Conditioning:
         )
 
 
+def check_prompts(
+    prompts: Sequence[str], negative: Sequence[str] | None = None
+) -> tuple[list[str], list[str] | None]:
+    """Validate :meth:`Prior.embed`'s arguments: P >= 1 prompts, and none or P negative prompts."""
+    if isinstance(prompts, str) or len(prompts) == 0 or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"prompts: expected a non-empty sequence of str, got {prompts!r}")
+    if negative is None:
+        return list(prompts), None
+    if isinstance(negative, str) or not all(isinstance(p, str) for p in negative):
+        raise ValueError(f"negative: expected a sequence of str, got {negative!r}")
+    if len(negative) != len(prompts):
+        raise ValueError(f"negative: expected {len(prompts)} prompts, got {len(negative)}")
+    return list(prompts), list(negative)
+
+
 def expand_rows(tensors: dict[str, Tensor], batch: int) -> dict[str, Tensor]:
     """Repeat P conditioning rows prompt-major to fill a batch of ``batch`` rows."""
     out = {}

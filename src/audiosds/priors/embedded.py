@@ -31,7 +31,7 @@ from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig
 from audiosds.training.denoiser import DenoiserConfig, EDMDenoiser
 from audiosds.training.text import EMBED_DIM, TextEncoder, TextEncoderConfig
 
-from .base import Conditioning, Prior
+from .base import Conditioning, Prior, check_prompts
 
 AUTOENCODER = "autoencoder"
 DENOISER = "denoiser"
@@ -182,15 +182,8 @@ class EmbeddedPrior(Prior):
     def embed(self, prompts: Sequence[str], negative: Sequence[str] | None = None) -> Conditioning:
         """MiniLM embeddings of P prompts; the unconditional branch is the trained null embedding,
         or the negative prompts' embeddings when given (P of them)."""
-        if isinstance(prompts, str) or len(prompts) == 0 or not all(isinstance(p, str) for p in prompts):
-            raise ValueError(f"prompts: expected a non-empty sequence of str, got {prompts!r}")
-        prompts = list(prompts)
+        prompts, negative = check_prompts(prompts, negative)
         if negative is not None:
-            if isinstance(negative, str) or not all(isinstance(p, str) for p in negative):
-                raise ValueError(f"negative: expected a sequence of str, got {negative!r}")
-            negative = list(negative)
-            if len(negative) != len(prompts):
-                raise ValueError(f"negative: expected {len(prompts)} prompts, got {len(negative)}")
             uncond = self._text(negative)
         else:
             uncond = self.denoiser.null_embedding(len(prompts)).detach().clone()
