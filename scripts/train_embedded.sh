@@ -5,7 +5,9 @@
 #   scripts/train_embedded.sh [RUN_DIR] [SEED] [THREADS]     (defaults: train_runs/embedded, 0, 2)
 #
 # The weights are bit-reproducible for a given seed and thread count on one machine. Run it on an
-# otherwise idle machine: the time budget (<= 3 h on 2 cores) assumes both cores.
+# otherwise idle machine: the time budget (<= 3 h on 2 cores) assumes both cores. OpenMP spins while
+# waiting, so 2 threads run ~3x slower than 1 as soon as another process wants a core; on a shared
+# machine prefer THREADS=1 (or export OMP_WAIT_POLICY=PASSIVE, which costs ~40% when idle).
 #
 # Starts itself in the background with nohup and returns. Progress: RUN_DIR/pipeline.log and
 # RUN_DIR/{autoencoder,diffusion}/log.txt. Running it again resumes every stage from its last
@@ -16,9 +18,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN="$(mkdir -p "${1:-$ROOT/train_runs/embedded}" && cd "${1:-$ROOT/train_runs/embedded}" && pwd)"
 SEED="${2:-0}"
 THREADS="${3:-2}"
-# Sleeping rather than spinning OpenMP workers: with busy-waiting, 2 threads ran 3x slower than 1 as
-# soon as another process wanted a core.
-export OMP_WAIT_POLICY=PASSIVE
 WEIGHTS="$ROOT/src/audiosds/weights/embedded"
 
 if [ "${AUDIOSDS_PIPELINE_CHILD:-0}" != 1 ]; then
