@@ -9,6 +9,9 @@
 # waiting, so 2 threads run ~3x slower than 1 as soon as another process wants a core; on a shared
 # machine prefer THREADS=1 (or export OMP_WAIT_POLICY=PASSIVE, which costs ~40% when idle).
 #
+# Quick checks pass extra flags per stage, e.g. AE_ARGS="--steps 200" DIFFUSION_ARGS="--steps 100 --clips 512"
+# (results then differ from the shipped weights).
+#
 # Starts itself in the background with nohup and returns. Progress: RUN_DIR/pipeline.log and
 # RUN_DIR/{autoencoder,diffusion}/log.txt. Running it again resumes every stage from its last
 # checkpoint (a finished stage only re-exports). Stop it with: kill -- -$(cat RUN_DIR/pipeline.pid)
@@ -18,7 +21,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN="$(mkdir -p "${1:-$ROOT/train_runs/embedded}" && cd "${1:-$ROOT/train_runs/embedded}" && pwd)"
 SEED="${2:-0}"
 THREADS="${3:-2}"
-WEIGHTS="$ROOT/src/audiosds/weights/embedded"
+WEIGHTS="${WEIGHTS_DIR:-$ROOT/src/audiosds/weights/embedded}"  # WEIGHTS_DIR: install elsewhere (checks)
 
 if [ "${AUDIOSDS_PIPELINE_CHILD:-0}" != 1 ]; then
   AUDIOSDS_PIPELINE_CHILD=1 setsid nohup "${BASH_SOURCE[0]}" "$RUN" "$SEED" "$THREADS" >>"$RUN/pipeline.log" 2>&1 \
@@ -33,12 +36,11 @@ stamp "pipeline start: run $RUN, seed $SEED, $THREADS threads, python $(command 
 
 stamp "stage 1/3: autoencoder"
 python -m audiosds.training.train_autoencoder --out "$RUN/autoencoder" --cache "$RUN" --seed "$SEED" \
-  --threads "$THREADS" --resume
+  --threads "$THREADS" --resume ${AE_ARGS:-}
 
 stamp "stage 2/3: diffusion"
 python -m audiosds.training.train_diffusion --out "$RUN/diffusion" --cache "$RUN" --seed "$SEED" \
-  --threads "$THREADS" --resume \
-  --autoencoder "$RUN/autoencoder/export"
+  --threads "$THREADS" --resume --autoencoder "$RUN/autoencoder/export" ${DIFFUSION_ARGS:-}
 
 stamp "stage 3/3: copy weights to $WEIGHTS"
 mkdir -p "$WEIGHTS"

@@ -363,6 +363,8 @@ def test_autoencoder_training_is_seeded_and_resumes_exactly(tmp_path: Path) -> N
     again = run_ae(tmp_path / "again", tmp_path)
     assert [h["loss"] for h in full] == [h["loss"] for h in again]
     assert len(full) == 3 and all(math.isfinite(h["loss"]) for h in full)
+    exported = [(tmp_path / run / "export/autoencoder.safetensors").read_bytes() for run in ("full", "again")]
+    assert exported[0] == exported[1]  # the same seed gives the same bytes
     # Stop after 1 step (checkpoint), resume: the remaining steps match the uninterrupted run.
     part = run_ae(tmp_path / "part", tmp_path, stop_at=1)
     assert [h["loss"] for h in part] == [full[0]["loss"]]
@@ -407,6 +409,8 @@ def test_diffusion_training_is_seeded_and_exports_a_complete_prior(tmp_path: Pat
     ]
     assert [h["loss"] for h in runs[0]] == [h["loss"] for h in runs[1]]
     export = tmp_path / "a" / "export"
+    weights = [(tmp_path / run / "export/denoiser.safetensors").read_bytes() for run in ("a", "b")]
+    assert weights[0] == weights[1]
     stored = json.loads((export / "denoiser.json").read_text())
     (cached,) = (tmp_path / "cache").glob("latents_*.pt")  # one autoencoder, one encoding, shared by a and b
     latents = torch.load(cached, weights_only=True)["latents"]

@@ -2,7 +2,7 @@
 
 It ships inside the package (``audiosds/weights/embedded/``) and runs on a CPU:
 
-    encode / decode  a convolutional VAE, 16 kHz mono <-> (B, 32, N / 64) latents
+    encode / decode  a convolutional VAE, 16 kHz mono <-> (B, 16, N / 64) latents
                      (:mod:`audiosds.training.autoencoder`; ``encode`` is the posterior mean)
     denoiser         a 1-D U-Net in EDM form, x0_hat = c_skip z_sigma + c_out F(c_in z_sigma,
                      c_noise, c) (Karras 2022; :mod:`audiosds.training.denoiser`), directly the

@@ -34,7 +34,7 @@ SIGMA_FLOOR = 1e-6
 
 @dataclass(frozen=True)
 class DenoiserConfig:
-    latent_channels: int = 32  # D, the autoencoder's latent channels
+    latent_channels: int = 16  # D, the autoencoder's latent channels
     # U-Net width per level; each level halves time: 250, 125, 62.5, 31.25 frames/s. Four narrow levels
     # cost 0.73 s/step (batch 16 x 2 s, 1 CPU thread) vs 1.20 s for three at (64, 128, 256), and see
     # further (rhythms, ticks).

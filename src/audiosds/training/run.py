@@ -120,7 +120,7 @@ def export_weights(
         for k, v in model.state_dict().items()
     }
     path = directory / f"{name}.safetensors"
-    save_file(tensors, str(path), metadata={"format": "pt", "dtype": dtype})
+    save_file(tensors, str(path), metadata={"format": "pt"})  # one key: safetensors orders metadata at random
     path.chmod(0o644)  # shipped files must be readable by every user of an installed package
     (directory / f"{name}.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return path
