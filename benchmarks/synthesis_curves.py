@@ -8,12 +8,26 @@ where it rose (target >= 80%), and a PNG of every curve.
 
     python benchmarks/synthesis_curves.py --prior embedded --seeds 5 --out synthesis.md --plot synthesis.png
 
+Resumable, sharded runs (the job cache of ``separation.py``): every (renderer, prompt, seed) is one
+job of a deterministic list. With ``--cache DIR`` each finished job appends one JSON line to a file
+of its own process in DIR and jobs already recorded there are skipped; ``--shard I/N`` runs the
+jobs whose index is I mod N; ``--report-only`` builds the markdown and the plot from DIR alone:
+
+    python benchmarks/synthesis_curves.py --cache runs/syn --shard 0/2 &
+    python benchmarks/synthesis_curves.py --cache runs/syn --shard 1/2 &
+    wait; python benchmarks/synthesis_curves.py --cache runs/syn --report-only --out synthesis.md
+
+A shard of several writes no plot (two processes would write one file). Run it as a script: it
+imports ``separation`` from its own folder.
+
 Prints markdown (timings included) and writes it to ``--out``; a progress bar goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import math
 import sys
 import time
@@ -23,11 +37,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from separation import (
+    JobCache,
+    add_cache_options,
+    check_cache_options,
+    job_key,
+    load_records,
+    missing_lines,
+    prior_identity,
+    run_jobs,
+    values_of,
+    weights_identity,
+)
 
 from audiosds.priors import MODEL_FIELD, Prior, build
 from audiosds.renderers import build as build_renderer
 from audiosds.scorer import PromptScorer, build_scorer
+from audiosds.scorer import default_weights_dir as scorer_weights_dir
 from audiosds.sds import SDSConfig
 from audiosds.tasks.synthesize import SynthesizeConfig, synthesize
 
@@ -40,6 +66,51 @@ PROMPTS = (
     "a warm bass note",
 )
 TARGET_RISE = 0.8  # the issue's target: the score rises in at least 80% of runs
+CACHE_VERSION = 1  # part of every job key: bump it when a change here changes a cached job's numbers
+
+
+@dataclass(frozen=True)
+class Job:
+    """One synthesis run to do; ``key`` hashes every setting that changes its result."""
+
+    renderer: str
+    prompt: str
+    seed: int  # renderer init and SDS noise
+    key: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.renderer} {self.prompt!r} seed {self.seed}"
+
+
+def synthesize_config(args: argparse.Namespace, seed: int) -> SynthesizeConfig:
+    """The optimisation settings of one run."""
+    return SynthesizeConfig(iters=args.iters, lr=args.lr, seed=seed, score_every=args.score_every)
+
+
+def job_list(args: argparse.Namespace) -> list[Job]:
+    """The full, deterministic job list: renderer, prompt, then seed order."""
+    default = scorer_weights_dir() if args.scorer == "embedded" else None
+    fixed = {
+        "script": "synthesis_curves",
+        "version": CACHE_VERSION,
+        "prior": prior_identity(args.prior, args.model),
+        "scorer": weights_identity(args.scorer, args.scorer_weights, default),
+        "seconds": args.seconds,
+        "sds": dataclasses.asdict(SDSConfig()),
+    }
+    jobs = []
+    for renderer in RENDERERS:
+        for prompt in PROMPTS:
+            for seed in range(args.seed, args.seed + args.seeds):
+                setting = {
+                    **fixed,
+                    "renderer": renderer,
+                    "prompt": prompt,
+                    "synthesize": dataclasses.asdict(synthesize_config(args, seed)),
+                }
+                jobs.append(Job(renderer, prompt, seed, job_key(setting)))
+    return jobs
 
 
 @dataclass(frozen=True)
@@ -56,31 +127,41 @@ class Run:
     seconds: float
 
 
-def run_one(
-    prior: Prior, scorer: PromptScorer, renderer: str, prompt: str, seed: int, args: argparse.Namespace
-) -> Run:
-    """Synthesize once; the curve comes from the run's history, init/end from its first and last audio."""
-    start = time.perf_counter()
-    synth = build_renderer(renderer, sample_rate=prior.sample_rate, seconds=args.seconds, seed=seed)
-    cfg = SynthesizeConfig(iters=args.iters, lr=args.lr, seed=seed, score_every=args.score_every)
-    result = synthesize(synth, prior, prompt, cfg, SDSConfig(), scorer=scorer)
+def run_one(prior: Prior, scorer: PromptScorer, job: Job, args: argparse.Namespace) -> dict[str, object]:
+    """Synthesize once; the curve comes from the run's history, init/end from its first and last audio.
+
+    Returns:
+        The job's record: ``iters`` and ``scores`` (the curve), ``init``, ``end``, ``sample_rate``.
+    """
+    synth = build_renderer(job.renderer, sample_rate=prior.sample_rate, seconds=args.seconds, seed=job.seed)
+    result = synthesize(
+        synth, prior, job.prompt, synthesize_config(args, job.seed), SDSConfig(), scorer=scorer
+    )
     rows = [r for r in result.history if not math.isnan(r.get("score", math.nan))]
     init, end = (
         float(v)
         for v in scorer.score_pairs(
-            torch.cat([result.initial_audio[:1], result.audio[:1]]), [prompt, prompt], prior.sample_rate
+            torch.cat([result.initial_audio[:1], result.audio[:1]]),
+            [job.prompt, job.prompt],
+            prior.sample_rate,
         )
     )
-    return Run(
-        renderer,
-        prompt,
-        seed,
-        [int(r["iter"]) for r in rows],
-        [float(r["score"]) for r in rows],
-        init,
-        end,
-        time.perf_counter() - start,
-    )
+    return {
+        "iters": [int(r["iter"]) for r in rows],
+        "scores": [float(r["score"]) for r in rows],
+        "init": init,
+        "end": end,
+        "sample_rate": prior.sample_rate,
+    }
+
+
+def runs_of(jobs: Sequence[Job], records: dict[str, dict]) -> list[Run]:
+    """The recorded runs in job order (whatever order their records were written in)."""
+    return [
+        Run(job.renderer, job.prompt, job.seed, r["iters"], r["scores"], r["init"], r["end"], r["wall_s"])
+        for job in jobs
+        if (r := records.get(job.key)) is not None
+    ]
 
 
 def plot(runs: list[Run], path: Path) -> None:
@@ -102,7 +183,9 @@ def plot(runs: list[Run], path: Path) -> None:
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("prompt score (cosine)")
-    axes[0][-1].legend(fontsize=7, loc="best")
+    labelled = [ax for ax in axes[0] if ax.get_legend_handles_labels()[1]]  # a partial cache may miss one
+    if labelled:
+        labelled[-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -125,6 +208,8 @@ def report(runs: list[Run]) -> list[str]:
                     f"| {renderer} | {prompt} | {np.mean([r.init for r in group]):.3f} | "
                     f"{np.mean([r.end for r in group]):.3f} | {rose}/{len(group)} |"
                 )
+    if not runs:
+        return [*lines, ""]
     frac = sum(r.end > r.init for r in runs) / len(runs)
     verdict = "met" if frac >= TARGET_RISE else "not met"
     lines += [
@@ -154,44 +239,72 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here too")
     parser.add_argument("--plot", type=Path, default=Path("synthesis_curves.png"), help="PNG of the curves")
+    add_cache_options(parser)
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds: expected >= 1, got {args.seeds}")
     if args.score_every < 1:
         parser.error(f"--score-every: expected >= 1, got {args.score_every}")
+    check_cache_options(parser, args)
     return args
+
+
+def writes_plot(args: argparse.Namespace) -> bool:
+    """Every mode plots but a shard of several (two processes would write one file)."""
+    return args.report_only or args.shard[1] == 1
+
+
+def markdown(args: argparse.Namespace, jobs: Sequence[Job], records: dict[str, dict], command: str) -> str:
+    """The markdown report from the per-job records alone (the same for every sharding and job order)."""
+    runs = runs_of(jobs, records)
+    mine = [records[job.key] for job in jobs if job.key in records]
+    plotted = f" Plot: `{args.plot}`." if runs and writes_plot(args) else ""
+    lines = [
+        "## Synthesis curves (prompt score over SDS iterations)",
+        "",
+        f"Command: `{command}`; seeds {args.seed}..{args.seed + args.seeds - 1}; prior {args.prior} "
+        f"({values_of(mine, 'sample_rate')} Hz); scorer {args.scorer}; {args.iters} iterations, "
+        f"lr {args.lr}; {args.seconds} s renders; {values_of(mine, 'threads')} thread(s).{plotted}",
+        "",
+        *missing_lines(jobs, records),
+        *report(runs),
+    ]
+    if runs:
+        job_s = sum(r.seconds for r in runs)
+        lines.append(
+            f"Job time: {job_s:.1f} s summed over {len(runs)} runs (mean {job_s / len(runs):.1f} s per run)."
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    cfg = (
-        {MODEL_FIELD[args.prior]: args.model} if args.model is not None and args.prior in MODEL_FIELD else {}
-    )
-    prior = build(args.prior, **cfg)
-    scorer_cfg = {"weights_dir": args.scorer_weights} if args.scorer_weights is not None else {}
-    scorer = build_scorer(args.scorer, **scorer_cfg)
-    jobs = [(r, p, args.seed + s) for r in RENDERERS for p in PROMPTS for s in range(args.seeds)]
-    runs = []
-    for renderer, prompt, seed in tqdm(
-        jobs, desc="synthesis", file=sys.stderr, unit="run", dynamic_ncols=True
-    ):
-        runs.append(run_one(prior, scorer, renderer, prompt, seed, args))
-    plot(runs, args.plot)
+    jobs = job_list(args)
+    if args.report_only:
+        records = load_records(args.cache)
+    else:
+        cfg = (
+            {MODEL_FIELD[args.prior]: args.model}
+            if args.model is not None and args.prior in MODEL_FIELD
+            else {}
+        )
+        scorer_cfg = {"weights_dir": args.scorer_weights} if args.scorer_weights is not None else {}
+        # built on first use: a run that finds every job of its shard cached loads neither
+        load_prior = functools.cache(lambda: build(args.prior, **cfg))
+        load_scorer = functools.cache(lambda: build_scorer(args.scorer, **scorer_cfg))
+        cache = None if args.cache is None else JobCache(args.cache, args.shard)
+        records = run_jobs(
+            jobs, lambda job: run_one(load_prior(), load_scorer(), job, args), cache, args.shard, "synthesis"
+        )
     cmd = "python benchmarks/synthesis_curves.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    lines = [
-        "## Synthesis curves (prompt score over SDS iterations)",
-        "",
-        f"Command: `{cmd}`; seeds {args.seed}..{args.seed + args.seeds - 1}; prior {args.prior} "
-        f"({prior.sample_rate} Hz); scorer {args.scorer}; {args.iters} iterations, lr {args.lr}; "
-        f"{args.seconds} s renders; {args.threads} thread(s). Plot: `{args.plot}`.",
-        "",
-        *report(runs),
-        f"Total time: {time.perf_counter() - start:.1f} s "
-        f"(mean {np.mean([r.seconds for r in runs]):.1f} s per run).",
-    ]
-    text = "\n".join(lines) + "\n"
+    text = markdown(args, jobs, records, cmd)
+    runs = runs_of(jobs, records)
+    if runs and writes_plot(args):
+        plot(runs, args.plot)
+    if args.cache is None:
+        text += f"Total time: {time.perf_counter() - start:.1f} s.\n"
     print(text)
     if args.out is not None:
         args.out.write_text(text)

@@ -1,0 +1,236 @@
+"""Resumable, sharded runs of ``benchmarks/separation.py`` on the analytic prior: two shards then
+``--report-only`` give the unsharded report, a killed run resumes without rerunning finished jobs,
+a changed setting is never served a cached line, and bad options are one-line argparse errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "separation.py"
+_spec = importlib.util.spec_from_file_location("benchmarks_separation", _PATH)
+separation = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = separation  # dataclasses look their module up while the file executes
+_spec.loader.exec_module(separation)
+
+TINY = ["--prior", "analytic", "--mixtures", "1", "--iters", "2", "--seconds", "0.5", "--gen-steps", "2"]
+# world + prior-generated sources + ablations: 24 jobs, 20 distinct keys (the ablation's baseline
+# and "Decoder-SDS, K=1" are the world section's baseline and "ours (remasked)")
+FULL = [*TINY, "--pairs", "traffic+sax", "bongo+waves", "--parametrizations", "remasked", "--ablation"]
+# world sources only: 2 mixtures x (baseline + 2 methods)
+TWO_PAIRS = ["--pairs", "clock+bongo", "wind+pipes"]
+SMALL = [*TINY, "--sources-from", "world", "--parametrizations", "masks", *TWO_PAIRS]
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    capsys.readouterr()
+    separation.main(argv)
+    return capsys.readouterr().out
+
+
+def _tables(text: str) -> list[str]:
+    """The report without what may differ between runs: the command and the timing lines."""
+    return [
+        re.sub(r"Command: `[^`]*`", "Command", line)
+        for line in text.splitlines()
+        if not line.startswith(("Job time:", "Total time:"))
+    ]
+
+
+def _lines(folder: Path) -> list[dict]:
+    """Every complete record line in the cache, duplicates included; torn lines are left out."""
+    out = []
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+def _row(text: str, section: str, label: str) -> str:
+    """The cells of a method's first-table row in a section."""
+    part = text.split(f"### {section}")[1]
+    return next(line for line in part.splitlines() if line.startswith(f"| {label} |")).split(" | ", 1)[1]
+
+
+class _Counter:
+    """Wraps a function, counting calls; raises KeyboardInterrupt (a kill) on call ``kill_at``."""
+
+    def __init__(self, fn, kill_at: int | None = None) -> None:
+        self.fn, self.kill_at, self.calls = fn, kill_at, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.kill_at:
+            raise KeyboardInterrupt
+        return self.fn(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A cache filled by shards 0/2 and 1/2, the report-only text from it and the unsharded report."""
+    cache = tmp_path_factory.mktemp("sharded")
+    out = tmp_path_factory.mktemp("out")
+    separation.main([*FULL, "--out", str(out / "plain.md")])
+    for shard in ("0/2", "1/2"):
+        separation.main([*FULL, "--cache", str(cache), "--shard", shard])
+    separation.main([*FULL, "--cache", str(cache), "--report-only", "--out", str(out / "report.md")])
+    return cache, (out / "report.md").read_text(), (out / "plain.md").read_text()
+
+
+def test_two_shards_then_report_only_equal_the_unsharded_report(sharded: tuple[Path, str, str]) -> None:
+    cache, report, plain = sharded
+    assert _tables(report) == _tables(plain)
+    assert "Incomplete" not in report
+    assert report.count("### ") == 3
+    # each shard wrote its own file; together they hold every distinct job exactly once
+    files = sorted(cache.glob("results-*.jsonl"))
+    assert [f.name.split("-")[1] for f in files] == ["0of2", "1of2"]
+    keys = [[json.loads(line)["key"] for line in f.read_text().splitlines()] for f in files]
+    jobs = separation.job_list(separation.parse_args(FULL))
+    assert len(jobs) == 24
+    assert sorted(keys[0] + keys[1]) == sorted({job.key for job in jobs})
+    # the ablation twins of the world baseline and "ours" are the same jobs, with the same numbers
+    ours = _row(report, "Sources from the world", "ours (remasked)")
+    assert _row(report, "Ablations", "Decoder-SDS, K=1") == ours
+    # prior-generated sources: one .npy per clip (2 mixtures x 2 prompts), shared by both shards
+    assert len(list(cache.glob("source-*.npy"))) == 4
+
+
+def test_the_report_does_not_depend_on_record_order_or_files(
+    sharded: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    cache, _, _ = sharded
+    records = _lines(cache)
+    random.Random(0).shuffle(records)
+    for n, record in enumerate([*records, records[0]]):  # one job recorded twice
+        with open(tmp_path / f"part-{n % 3}.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+    args = separation.parse_args(FULL)
+    jobs = separation.job_list(args)
+
+    def report(folder: Path) -> str:
+        return separation.report(args, jobs, separation.load_records(folder), "cmd")
+
+    assert report(tmp_path) == report(cache)
+
+
+def test_a_killed_run_resumes_without_rerunning_finished_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = _run(SMALL, capsys)
+    cached = [*SMALL, "--cache", str(tmp_path)]
+    original = separation.run_method
+    killer = _Counter(original, kill_at=3)  # killed in the third separation, after 2 of 4 finished
+    monkeypatch.setattr(separation, "run_method", killer)
+    with pytest.raises(KeyboardInterrupt):
+        separation.main(cached)
+    with open(next(tmp_path.glob("*.jsonl")), "a") as f:
+        f.write('{"key": "torn')  # a line cut short by the kill
+    finished = _lines(tmp_path)
+    assert len(finished) == 4 and sum(r["rec_sdr"] is not None for r in finished) == 2
+    # report-only on the partial cache: no prior is built, the missing jobs are named
+    monkeypatch.setattr(separation, "build", lambda *a, **k: pytest.fail("report-only built a prior"))
+    partial = _run([*cached, "--report-only"], capsys)
+    assert "Incomplete: 2 of 6 jobs missing" in partial
+    assert all(r["key"] not in partial for r in finished)
+    # the resumed run only does the separations that did not finish
+    monkeypatch.undo()
+    counter = _Counter(original)
+    monkeypatch.setattr(separation, "run_method", counter)
+    resumed = _run(cached, capsys)
+    assert counter.calls == 2
+    assert _tables(resumed) == _tables(plain)
+    keys = [r["key"] for r in _lines(tmp_path)]
+    assert len(keys) == len(set(keys)) == 6  # no job ran twice
+
+
+def test_a_changed_setting_is_not_served_a_cached_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = _Counter(separation.run_method)
+    monkeypatch.setattr(separation, "run_method", counter)
+    first = _run([*SMALL, "--cache", str(tmp_path)], capsys)
+    assert counter.calls == 4
+    _run([*SMALL, "--cache", str(tmp_path)], capsys)  # same settings: nothing runs
+    assert counter.calls == 4
+    # more iterations: every separation again; the baselines do not depend on them
+    changed = [*SMALL, "--iters", "3", "--cache", str(tmp_path)]  # the last --iters counts
+    second = _run(changed, capsys)
+    assert counter.calls == 8
+    assert len(_lines(tmp_path)) == 10
+    assert _row(first, "Sources", "baseline (mixture)") == _row(second, "Sources", "baseline (mixture)")
+    assert _row(first, "Sources", "ours (masks)") != _row(second, "Sources", "ours (masks)")
+
+
+def test_every_setting_of_a_job_is_in_its_key(tmp_path: Path) -> None:
+    def keys(*extra: str) -> list[str]:
+        return [job.key for job in separation.job_list(separation.parse_args([*SMALL, *extra]))]
+
+    base = keys()
+    for extra in (["--seed", "1"], ["--seconds", "0.25"], ["--prior", "embedded"]):
+        assert set(keys(*extra)).isdisjoint(base), extra
+    # gamma only weighs SDS in "ours": the baseline and reconstruction-only jobs stay cached
+    labels = [job.label for job in separation.job_list(separation.parse_args(SMALL))]
+    changed = [label for label, a, b in zip(labels, base, keys("--gamma", "0.5"), strict=True) if a != b]
+    assert changed == ["ours (masks)", "ours (masks)"]
+    # a subset of pairs or methods selects jobs without changing them
+    assert set(keys("--methods", "ours (masks)")) < set(base)
+    # weights: the folder's files count, not its path
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "denoiser.safetensors").write_bytes(b"\x00" * 8)
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (moved / "denoiser.safetensors").write_bytes(b"\x00" * 8)
+    a = keys("--prior", "embedded", "--weights", str(folder))
+    assert keys("--prior", "embedded", "--weights", str(moved)) == a
+    (moved / "denoiser.safetensors").write_bytes(b"\x01" + b"\x00" * 7)
+    assert set(keys("--prior", "embedded", "--weights", str(moved))).isdisjoint(a)
+
+
+def test_prior_sources_are_generated_once_across_shards_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = _Counter(separation.generate)
+    monkeypatch.setattr(separation, "generate", counter)
+    argv = [*TINY, "--sources-from", "prior", "--pairs", "pipes+glass", "--parametrizations", "masks"]
+    argv += ["--methods", "ours (masks)", "--cache", str(tmp_path)]
+    _run([*argv, "--shard", "0/2"], capsys)  # the baseline: generates both sources
+    assert counter.calls == 2
+    text = _run([*argv, "--shard", "1/2"], capsys)  # "ours": reads them back
+    assert counter.calls == 2
+    assert "Incomplete" not in text and "ours (masks)" in text and "rec-only" not in text
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--cache", "c", "--shard", "2/2"], "argument --shard: expected I/N"),
+        (["--cache", "c", "--shard", "1"], "argument --shard: expected I/N"),
+        (["--cache", "c", "--shard=-1/2"], "argument --shard: expected I/N"),
+        (["--cache", "c", "--shard", "0/0"], "argument --shard: expected I/N"),
+        (["--cache", "c", "--shard", "0/2/4"], "argument --shard: expected I/N"),
+        (["--shard", "0/2"], "expected --cache DIR"),
+        (["--report-only"], "expected --cache DIR"),
+        (["--pairs", "sax+traffic"], "argument --pairs: invalid choice"),
+        (["--methods", "ours (latent)"], "--methods: expected labels among"),
+        (["--methods", "Decoder-SDS, K=4"], "--methods: expected labels among"),  # needs --ablation
+    ],
+)
+def test_bad_options_are_one_line_argparse_errors(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as err:
+        separation.parse_args([*SMALL, *extra])
+    assert err.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # usage lines, then one error line
+    assert ": error: " in last and message in last

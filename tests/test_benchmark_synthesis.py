@@ -1,0 +1,176 @@
+"""Resumable, sharded runs of ``benchmarks/synthesis_curves.py`` on the analytic prior with a
+closed-form scorer: two shards then ``--report-only`` give the unsharded report and plot, a killed
+run resumes without rerunning finished jobs, a changed setting is never served a cached line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from audiosds.scorer import PromptScorer
+
+_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+_load("separation", _DIR / "separation.py")  # the script imports its job cache from its own folder
+synthesis = _load("benchmarks_synthesis_curves", _DIR / "synthesis_curves.py")
+
+
+class BandScorer(PromptScorer):
+    """Closed-form scorer: amplitudes of four frequency bands against a vector from the prompt's letters."""
+
+    @property
+    def sample_rate(self) -> int:
+        return 16000
+
+    def embed_audio(self, audio, sample_rate: int | None = None) -> torch.Tensor:
+        x = torch.as_tensor(audio).float()
+        x = x.mean(dim=1) if x.ndim == 3 else x
+        power = torch.fft.rfft(x).abs() ** 2
+        return F.normalize(torch.stack([b.sum(-1) for b in power.chunk(4, dim=-1)], -1).sqrt(), dim=-1)
+
+    def embed_text(self, prompts: Sequence[str]) -> torch.Tensor:
+        rows = [[1.0 + p.count(c) for c in "aeio"] for p in prompts]
+        return F.normalize(torch.tensor(rows), dim=-1)
+
+
+ARGS = ["--prior", "analytic", "--seeds", "1", "--iters", "2", "--seconds", "0.1", "--score-every", "1"]
+
+
+@pytest.fixture(autouse=True)
+def band_scorer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synthesis, "build_scorer", lambda name, **cfg: BandScorer())
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    capsys.readouterr()
+    synthesis.main(argv)
+    return capsys.readouterr().out
+
+
+def _tables(text: str) -> list[str]:
+    """The report without what may differ between runs: the command, plot path and timing lines."""
+    return [
+        re.sub(r"Command: `[^`]*`|Plot: `[^`]*`", "", line)
+        for line in text.splitlines()
+        if not line.startswith(("Job time:", "Total time:"))
+    ]
+
+
+def _keys(folder: Path) -> list[str]:
+    """The key of every complete record line in the cache, duplicates included; torn lines left out."""
+    out = []
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line)["key"])
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+class _Counter:
+    """Wraps a function, counting calls; raises KeyboardInterrupt (a kill) on call ``kill_at``."""
+
+    def __init__(self, fn, kill_at: int | None = None) -> None:
+        self.fn, self.kill_at, self.calls = fn, kill_at, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.kill_at:
+            raise KeyboardInterrupt
+        return self.fn(*args, **kwargs)
+
+
+def test_two_shards_then_report_only_equal_the_unsharded_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = _run([*ARGS, "--plot", str(tmp_path / "plain.png")], capsys)
+    cache = tmp_path / "cache"
+    shard_plot = tmp_path / "shard.png"
+    for shard in ("1/2", "0/2"):
+        _run([*ARGS, "--cache", str(cache), "--shard", shard, "--plot", str(shard_plot)], capsys)
+    assert not shard_plot.exists()  # a shard of several leaves the plot to --report-only
+    # report-only needs neither the prior nor the scorer
+    monkeypatch.setattr(synthesis, "build", lambda *a, **k: pytest.fail("report-only built a prior"))
+    monkeypatch.setattr(synthesis, "build_scorer", lambda *a, **k: pytest.fail("report-only built a scorer"))
+    report = _run([*ARGS, "--cache", str(cache), "--report-only", "--plot", str(tmp_path / "r.png")], capsys)
+    assert _tables(report) == _tables(plain)
+    assert "Incomplete" not in report and "Score rose in" in report
+    assert (tmp_path / "r.png").stat().st_size > 0
+    keys = _keys(cache)
+    assert sorted(keys) == sorted(job.key for job in synthesis.job_list(synthesis.parse_args(ARGS)))
+    assert len(keys) == 10
+
+
+def test_a_killed_run_resumes_without_rerunning_finished_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached = [*ARGS, "--cache", str(tmp_path), "--plot", str(tmp_path / "p.png")]
+    original = synthesis.synthesize
+    monkeypatch.setattr(synthesis, "synthesize", _Counter(original, kill_at=4))
+    with pytest.raises(KeyboardInterrupt):
+        synthesis.main(cached)
+    with open(next(tmp_path.glob("*.jsonl")), "a") as f:
+        f.write('{"key": "torn')  # a line cut short by the kill
+    assert len(_keys(tmp_path)) == 3
+    partial = _run([*cached, "--report-only"], capsys)
+    assert "Incomplete: 7 of 10 jobs missing" in partial
+    counter = _Counter(original)
+    monkeypatch.setattr(synthesis, "synthesize", counter)
+    resumed = _run(cached, capsys)
+    assert counter.calls == 7
+    assert "Incomplete" not in resumed
+    keys = _keys(tmp_path)
+    assert len(keys) == len(set(keys)) == 10  # no job ran twice
+
+
+def test_a_changed_setting_is_not_served_a_cached_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = _Counter(synthesis.synthesize)
+    monkeypatch.setattr(synthesis, "synthesize", counter)
+    base = [*ARGS, "--cache", str(tmp_path), "--plot", str(tmp_path / "p.png")]
+    _run(base, capsys)
+    _run(base, capsys)
+    assert counter.calls == 10
+    _run([*base, "--lr", "0.1"], capsys)
+    assert counter.calls == 20
+    # one more seed: only the new seed's runs
+    _run([*base, "--seeds", "2"], capsys)
+    assert counter.calls == 30
+
+    def keys(*extra: str) -> set[str]:
+        return {job.key for job in synthesis.job_list(synthesis.parse_args([*ARGS, *extra]))}
+
+    for extra in (["--iters", "3"], ["--seconds", "0.2"], ["--score-every", "2"], ["--prior", "embedded"]):
+        assert keys(*extra).isdisjoint(keys()), extra
+    scorer = tmp_path / "scorer"
+    scorer.mkdir()
+    (scorer / "scorer.json").write_text("{}")
+    assert keys("--scorer-weights", str(scorer)).isdisjoint(keys())
+
+
+@pytest.mark.parametrize("shard", ["1/1", "3/2", "x/2", "0/2/1", "0"])
+def test_bad_shard_values_are_one_line_argparse_errors(shard: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as err:
+        synthesis.parse_args([*ARGS, "--cache", "c", f"--shard={shard}"])
+    assert err.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # usage lines, then one error line
+    assert ": error: argument --shard: expected I/N with 0 <= I < N" in last
