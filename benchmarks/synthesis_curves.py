@@ -8,7 +8,7 @@ where it rose (target >= 80%), and a PNG of every curve.
 
     python benchmarks/synthesis_curves.py --prior embedded --seeds 5 --out synthesis.md --plot synthesis.png
 
-Resumable, sharded runs (the job cache of ``separation.py``): every (renderer, prompt, seed) is one
+Resumable, sharded runs (the job cache of ``shards.py``): every (renderer, prompt, seed) is one
 job of a deterministic list. With ``--cache DIR`` each finished job appends one JSON line to a file
 of its own process in DIR and jobs already recorded there are skipped; ``--shard I/N`` runs the
 jobs whose index is I mod N; ``--report-only`` builds the markdown and the plot from DIR alone:
@@ -18,7 +18,7 @@ jobs whose index is I mod N; ``--report-only`` builds the markdown and the plot 
     wait; python benchmarks/synthesis_curves.py --cache runs/syn --report-only --out synthesis.md
 
 A shard of several writes no plot (two processes would write one file). Run it as a script: it
-imports ``separation`` from its own folder.
+imports ``shards`` from its own folder.
 
 Prints markdown (timings included) and writes it to ``--out``; a progress bar goes to stderr.
 """
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from separation import (
+from shards import (
     JobCache,
     add_cache_options,
     check_cache_options,

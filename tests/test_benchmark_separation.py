@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "separation.py"
-_spec = importlib.util.spec_from_file_location("benchmarks_separation", _PATH)
+_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+_shards_spec = importlib.util.spec_from_file_location("shards", _DIR / "shards.py")
+sys.modules["shards"] = importlib.util.module_from_spec(_shards_spec)  # the script imports it by name
+_shards_spec.loader.exec_module(sys.modules["shards"])
+_spec = importlib.util.spec_from_file_location("benchmarks_separation", _DIR / "separation.py")
 separation = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = separation  # dataclasses look their module up while the file executes
 _spec.loader.exec_module(separation)

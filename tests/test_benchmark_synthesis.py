@@ -28,7 +28,7 @@ def _load(name: str, path: Path):
     return module
 
 
-_load("separation", _DIR / "separation.py")  # the script imports its job cache from its own folder
+_load("shards", _DIR / "shards.py")  # the script imports its job cache from its own folder
 synthesis = _load("benchmarks_synthesis_curves", _DIR / "synthesis_curves.py")
 
 
