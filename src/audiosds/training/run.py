@@ -14,12 +14,13 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 CHECKPOINT = "checkpoint.pt"
 EXPORT_DIR = "export"
@@ -142,6 +143,149 @@ def batched(items: list[int], size: int) -> Iterator[list[int]]:
         yield items[i : i + size]
 
 
+def open_run(out: Path, resume: bool) -> tuple[RunLog, dict[str, object] | None]:
+    """Create the run directory and its log; return the log and the checkpoint to resume, if any.
+
+    Raises:
+        ValueError: ``out`` holds a checkpoint and ``resume`` is False.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = RunLog(out)
+    state = load_checkpoint(out)
+    if state is not None and not resume:
+        raise ValueError(f"{out} already holds a checkpoint: pass --resume or choose another --out")
+    return log, state
+
+
+def write_config(out: Path, config: dict[str, object], resume: bool) -> None:
+    """Write ``train_config.json``; resuming, first check that it equals the stored one.
+
+    Raises:
+        ValueError: resuming with a config that differs from the stored one.
+    """
+    config_path = Path(out) / "train_config.json"
+    if config_path.is_file() and resume:
+        stored = json.loads(config_path.read_text())
+        if stored != config:
+            raise ValueError(f"{config_path}: expected the stored config to match this run's, got {stored}")
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The optimisation loop's settings (the fields of both training configs)."""
+
+    steps: int  # fixes the LR schedule, so a resumed run matches an uninterrupted one
+    lr: float
+    warmup: int
+    final_lr_fraction: float
+    grad_clip: float
+    log_every: int
+    checkpoint_every: int
+
+    @classmethod
+    def of(cls, cfg: object) -> Schedule:
+        """The schedule fields of a training config."""
+        return cls(**{name: getattr(cfg, name) for name in cls.__dataclass_fields__})
+
+
+class Trainer:
+    """A model, its EMA and optimizer in a run directory: checkpoint, resume, and the step loop.
+
+    Args:
+        out: the run directory.
+        log: its log.
+        model: the module trained.
+        ema: the EMA of ``model`` (exported at the end).
+        optimizer: over ``model``'s parameters.
+        state: a checkpoint to resume from (:func:`load_checkpoint`), or None.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        log: RunLog,
+        model: nn.Module,
+        ema: EMA,
+        optimizer: torch.optim.Optimizer,
+        state: dict[str, object] | None,
+    ) -> None:
+        self.out, self.log, self.model, self.ema, self.optimizer = Path(out), log, model, ema, optimizer
+        self.step = 0
+        if state is not None:
+            model.load_state_dict(state["model"])
+            ema.model.load_state_dict(state["ema"])
+            optimizer.load_state_dict(state["optimizer"])
+            self.step = int(state["step"])
+            log(f"resumed at step {self.step}")
+
+    def checkpoint(self) -> None:
+        save_checkpoint(
+            self.out,
+            {
+                "model": self.model.state_dict(),
+                "ema": self.ema.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+            },
+        )
+
+    def run(
+        self,
+        schedule: Schedule,
+        loss_of_step: Callable[[int], tuple[Tensor, dict[str, float]]],
+        evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+        stop_at: int | None = None,
+        budget: Budget | None = None,
+        eval_digits: int = 4,
+    ) -> list[dict[str, float]]:
+        """Optimise up to ``schedule.steps`` (or ``stop_at``, or until ``budget`` expires).
+
+        Each step: train mode, the cosine LR of the step, ``loss_of_step(step)`` -> (loss, parts to
+        log), backward, gradient clipping (a non-finite norm raises FloatingPointError), the
+        optimizer and the EMA. Every ``log_every`` steps the mean parts are logged; every
+        ``checkpoint_every`` steps (and at the end) a checkpoint is written and the EMA model
+        evaluated. Returns the parts (with ``grad_norm`` and ``loss``) of the steps run here.
+        """
+        budget = budget or Budget(None)
+        history: list[dict[str, float]] = []
+        t0, since = time.monotonic(), self.step
+        last = schedule.steps if stop_at is None else min(schedule.steps, stop_at)
+        params = list(self.model.parameters())
+        while self.step < last and not budget.expired():
+            step = self.step
+            self.model.train()
+            lr = cosine_lr(step, schedule.steps, schedule.lr, schedule.warmup, schedule.final_lr_fraction)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            loss, parts = loss_of_step(step)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, schedule.grad_clip))
+            if not math.isfinite(parts["grad_norm"]):
+                raise FloatingPointError(f"step {step}: non-finite gradient norm")
+            self.optimizer.step()
+            self.ema.update(self.model, step)
+            parts["loss"] = float(loss.detach())
+            history.append(parts)
+            self.step = step = step + 1
+            if step % schedule.log_every == 0:
+                rate = (step - since) / (time.monotonic() - t0)
+                recent = history[-schedule.log_every :]
+                mean = {k: sum(h[k] for h in recent) / len(recent) for k in recent[0]}
+                parts_text = " ".join(f"{k} {v:.4f}" for k, v in mean.items())
+                self.log(f"step {step} lr {lr:.2e} {rate:.2f} steps/s {parts_text}")
+            if step % schedule.checkpoint_every == 0 or step == schedule.steps:
+                self.checkpoint()
+                if evaluate is not None:
+                    scores = " ".join(f"{k} {v:.{eval_digits}f}" for k, v in evaluate(self.ema.model).items())
+                    self.log(f"eval step {step} {scores}")
+        if self.step % schedule.checkpoint_every != 0 and self.step != schedule.steps:
+            self.checkpoint()
+        return history
+
+
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -152,10 +296,14 @@ __all__ = [
     "EMA",
     "Budget",
     "RunLog",
+    "Schedule",
+    "Trainer",
     "batched",
     "cosine_lr",
     "export_weights",
     "load_checkpoint",
+    "open_run",
+    "write_config",
     "parameter_count",
     "save_checkpoint",
     "step_generator",

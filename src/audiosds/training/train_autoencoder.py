@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,13 +31,14 @@ from .run import (
     EMA,
     EXPORT_DIR,
     Budget,
-    RunLog,
-    cosine_lr,
+    Schedule,
+    Trainer,
     export_weights,
     load_checkpoint,
+    open_run,
     parameter_count,
-    save_checkpoint,
     step_generator,
+    write_config,
 )
 
 NAME = "autoencoder"
@@ -224,29 +223,14 @@ def train(
         ValueError: ``out`` holds a run and ``resume`` is False, or the stored config differs.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = RunLog(out)
-    config_path = out / "train_config.json"
-    state = load_checkpoint(out)
-    if state is not None and not resume:
-        raise ValueError(f"{out} already holds a checkpoint: pass --resume or choose another --out")
-    if config_path.is_file() and resume:
-        stored = json.loads(config_path.read_text())
-        if stored != cfg.to_dict():
-            raise ValueError(f"{config_path}: expected the stored config to match this run's, got {stored}")
-    config_path.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+    log, state = open_run(out, resume)
+    write_config(out, cfg.to_dict(), resume)
 
     torch.manual_seed(cfg.seed)
     model = Autoencoder(cfg.model)
     ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
-    step = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        ema.model.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        log(f"resumed at step {step}")
+    trainer = Trainer(out, log, model, ema, opt, state)
     log(
         f"autoencoder: {parameter_count(model) / 1e6:.3f} M parameters, downsampling {model.downsampling}, "
         f"{cfg.model.latent_channels} latent channels; {cfg.steps} steps of batch {cfg.batch} x {cfg.crop}"
@@ -259,62 +243,23 @@ def train(
     source = "fresh clips every step" if clips is None else f"a cache of {len(clips)} clips"
     log(f"data: {source}; {cfg.eval_clips} held-out clips for evaluation")
 
-    budget = Budget(minutes)
-    history: list[dict[str, float]] = []
-    t0, since = time.monotonic(), step
-    last = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
-    while step < last and not budget.expired():
-        model.train()
-        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, cfg.final_lr_fraction)
-        for group in opt.param_groups:
-            group["lr"] = lr
+    def loss_of_step(step: int) -> tuple[Tensor, dict[str, float]]:
         if clips is None:
             fresh = stream_clips(stream_cfg, step, cfg.batch, cfg.seed, sampler)
             x = audio_batch(fresh, step, cfg.batch, cfg.crop, cfg.seed, cfg.gain_db, every_clip=True)
         else:
             x = audio_batch(clips, step, cfg.batch, cfg.crop, cfg.seed, cfg.gain_db)
-        loss, parts = training_step(model, x, cfg.loss, step_generator(cfg.seed, step), step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
-        if not math.isfinite(parts["grad_norm"]):
-            raise FloatingPointError(f"step {step}: non-finite gradient norm")
-        opt.step()
-        ema.update(model, step)
-        parts["loss"] = float(loss.detach())
-        history.append(parts)
-        step += 1
-        if step % cfg.log_every == 0:
-            rate = (step - since) / (time.monotonic() - t0)
-            recent = history[-cfg.log_every :]
-            mean = {k: sum(h[k] for h in recent) / len(recent) for k in recent[0]}
-            log(
-                f"step {step} lr {lr:.2e} {rate:.2f} steps/s "
-                + " ".join(f"{k} {v:.4f}" for k, v in mean.items())
-            )
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            save_checkpoint(
-                out,
-                {
-                    "model": model.state_dict(),
-                    "ema": ema.model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "step": step,
-                },
-            )
-            if held is not None:
-                scores = evaluate(ema.model, held)
-                log(f"eval step {step} " + " ".join(f"{k} {v:.2f}" for k, v in scores.items()))
-    if step % cfg.checkpoint_every != 0 and step != cfg.steps:
-        save_checkpoint(
-            out,
-            {
-                "model": model.state_dict(),
-                "ema": ema.model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "step": step,
-            },
-        )
+        return training_step(model, x, cfg.loss, step_generator(cfg.seed, step), step)
+
+    history = trainer.run(
+        Schedule.of(cfg),
+        loss_of_step,
+        None if held is None else (lambda ema_model: evaluate(ema_model, held)),
+        stop_at,
+        Budget(minutes),
+        eval_digits=2,
+    )
+    step = trainer.step
     path = export(ema.model, out, cfg.export_dtype)
     log(f"stopped at step {step}/{cfg.steps}; exported {path}")
     return history

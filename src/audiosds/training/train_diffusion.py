@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -39,13 +38,15 @@ from .run import (
     EXPORT_DIR,
     Budget,
     RunLog,
-    cosine_lr,
+    Schedule,
+    Trainer,
     export_weights,
     load_checkpoint,
+    open_run,
     parameter_count,
-    save_checkpoint,
     step_generator,
     step_seed,
+    write_config,
 )
 from .text import TextEncoder
 
@@ -206,11 +207,7 @@ def train(
         ValueError: ``out`` holds a run and ``resume`` is False, or the stored config differs.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = RunLog(out)
-    state = load_checkpoint(out)
-    if state is not None and not resume:
-        raise ValueError(f"{out} already holds a checkpoint: pass --resume or choose another --out")
+    log, state = open_run(out, resume)
     clips = load_or_render_cache(cfg.data, cache or out, log, sampler, captioner)
     data = encode_clips(clips, autoencoder_dir, Path(cache or out) / CACHE_DIR, log, text)
     if len(clips) <= cfg.eval_clips:
@@ -227,72 +224,30 @@ def train(
     )
     log(f"latents: sigma_data {sigma_data:.4f}, mean {latent_mean:.4f}")
 
-    config_path = out / "train_config.json"
-    if config_path.is_file() and resume:
-        stored = json.loads(config_path.read_text())
-        if stored != cfg.to_dict():
-            raise ValueError(f"{config_path}: expected the stored config to match this run's, got {stored}")
-    config_path.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+    write_config(out, cfg.to_dict(), resume)
 
     torch.manual_seed(cfg.seed)
     model = EDMDenoiser(cfg.model)
     ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    step = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        ema.model.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        log(f"resumed at step {step}")
+    trainer = Trainer(out, log, model, ema, opt, state)
     log(
         f"denoiser: {parameter_count(model) / 1e6:.3f} M parameters; {cfg.steps} steps of batch {cfg.batch}; "
         f"{len(train_rows)} training clips, {len(data.captions)} captions"
     )
 
-    def checkpoint() -> None:
-        save_checkpoint(
-            out,
-            {
-                "model": model.state_dict(),
-                "ema": ema.model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "step": step,
-            },
-        )
-
-    budget = Budget(minutes)
-    history: list[dict[str, float]] = []
-    t0, since = time.monotonic(), step
-    last = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
-    while step < last and not budget.expired():
-        model.train()
-        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, cfg.final_lr_fraction)
-        for group in opt.param_groups:
-            group["lr"] = lr
+    def loss_of_step(step: int) -> tuple[Tensor, dict[str, float]]:
         z, cond = latent_batch(data, train_rows, step, cfg.batch, cfg.seed)
-        loss = edm_loss(model, z, cond, step_generator(cfg.seed, step))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
-        if not math.isfinite(grad_norm):
-            raise FloatingPointError(f"step {step}: non-finite gradient norm")
-        opt.step()
-        ema.update(model, step)
-        history.append({"loss": float(loss.detach()), "grad_norm": grad_norm})
-        step += 1
-        if step % cfg.log_every == 0:
-            rate = (step - since) / (time.monotonic() - t0)
-            recent = history[-cfg.log_every :]
-            loss_mean = sum(h["loss"] for h in recent) / len(recent)
-            grad_mean = sum(h["grad_norm"] for h in recent) / len(recent)
-            log(f"step {step} lr {lr:.2e} {rate:.2f} steps/s loss {loss_mean:.4f} grad_norm {grad_mean:.3f}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            checkpoint()
-            scores = evaluate(ema.model, data, eval_rows, cfg.seed + 1)
-            log(f"eval step {step} " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    if step % cfg.checkpoint_every != 0 and step != cfg.steps:
-        checkpoint()
+        return edm_loss(model, z, cond, step_generator(cfg.seed, step)), {}
+
+    history = trainer.run(
+        Schedule.of(cfg),
+        loss_of_step,
+        lambda ema_model: evaluate(ema_model, data, eval_rows, cfg.seed + 1),
+        stop_at,
+        Budget(minutes),
+    )
+    step = trainer.step
     provenance = {
         "steps_done": step,
         "steps": cfg.steps,
