@@ -91,7 +91,7 @@ def test_existing_outputs_are_refused_without_force_and_user_files_survive_force
         (["fm", "--prompt", "x", "--cfg", "nan"], "--cfg"),
         (["fm", "--prompt", "x", "--cfg", "1e6"], "cfg_scale"),
         (["fm", "--prompt", "x", "--lr", "100"], "lr"),
-        (["fm", "--prompt", "x", "--model", "somewhere"], "model"),
+        (["fm", "--prompt", "x", "--prior", "analytic", "--model", "somewhere"], "model"),
         (["fm", "--prompt", "x", "--seconds", "1e9"], "--seconds"),
         (["fm", "--prompt", "x", "--prior", "nope"], "--prior"),
         (["impact", "--prompt", "x", "--mode", "sideways"], "--mode"),

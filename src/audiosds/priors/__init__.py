@@ -39,7 +39,7 @@ PRIORS: dict[str, Callable[..., Prior]] = {
 # the Config field that a model path or id sets, for the priors that load one (the CLI's --model)
 MODEL_FIELD: dict[str, str] = {"embedded": "weights_dir", "stable-audio-open": "model"}
 
-DEFAULT_PRIOR = "analytic"
+DEFAULT_PRIOR = "embedded"
 
 
 def build(name: str, **cfg: object) -> Prior:
