@@ -7,11 +7,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
-import re
 import sys
 from pathlib import Path
 
 import pytest
+
+from benchmark_cache import CallCounter, cache_records, report_tables
 
 _DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 _shards_spec = importlib.util.spec_from_file_location("shards", _DIR / "shards.py")
@@ -37,44 +38,10 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture) -> str:
     return capsys.readouterr().out
 
 
-def _tables(text: str) -> list[str]:
-    """The report without what may differ between runs: the command and the timing lines."""
-    return [
-        re.sub(r"Command: `[^`]*`", "Command", line)
-        for line in text.splitlines()
-        if not line.startswith(("Job time:", "Total time:"))
-    ]
-
-
-def _lines(folder: Path) -> list[dict]:
-    """Every complete record line in the cache, duplicates included; torn lines are left out."""
-    out = []
-    for path in sorted(folder.glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return out
-
-
 def _row(text: str, section: str, label: str) -> str:
     """The cells of a method's first-table row in a section."""
     part = text.split(f"### {section}")[1]
     return next(line for line in part.splitlines() if line.startswith(f"| {label} |")).split(" | ", 1)[1]
-
-
-class _Counter:
-    """Wraps a function, counting calls; raises KeyboardInterrupt (a kill) on call ``kill_at``."""
-
-    def __init__(self, fn, kill_at: int | None = None) -> None:
-        self.fn, self.kill_at, self.calls = fn, kill_at, 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.kill_at:
-            raise KeyboardInterrupt
-        return self.fn(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +58,7 @@ def sharded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
 
 def test_two_shards_then_report_only_equal_the_unsharded_report(sharded: tuple[Path, str, str]) -> None:
     cache, report, plain = sharded
-    assert _tables(report) == _tables(plain)
+    assert report_tables(report) == report_tables(plain)
     assert "Incomplete" not in report
     assert report.count("### ") == 3
     # each shard wrote its own file; together they hold every distinct job exactly once
@@ -112,7 +79,7 @@ def test_the_report_does_not_depend_on_record_order_or_files(
     sharded: tuple[Path, str, str], tmp_path: Path
 ) -> None:
     cache, _, _ = sharded
-    records = _lines(cache)
+    records = cache_records(cache)
     random.Random(0).shuffle(records)
     for n, record in enumerate([*records, records[0]]):  # one job recorded twice
         with open(tmp_path / f"part-{n % 3}.jsonl", "a") as f:
@@ -132,13 +99,13 @@ def test_a_killed_run_resumes_without_rerunning_finished_jobs(
     plain = _run(SMALL, capsys)
     cached = [*SMALL, "--cache", str(tmp_path)]
     original = separation.run_method
-    killer = _Counter(original, kill_at=3)  # killed in the third separation, after 2 of 4 finished
+    killer = CallCounter(original, kill_at=3)  # killed in the third separation, after 2 of 4 finished
     monkeypatch.setattr(separation, "run_method", killer)
     with pytest.raises(KeyboardInterrupt):
         separation.main(cached)
     with open(next(tmp_path.glob("*.jsonl")), "a") as f:
         f.write('{"key": "torn')  # a line cut short by the kill
-    finished = _lines(tmp_path)
+    finished = cache_records(tmp_path)
     assert len(finished) == 4 and sum(r["rec_sdr"] is not None for r in finished) == 2
     # report-only on the partial cache: no prior is built, the missing jobs are named
     monkeypatch.setattr(separation, "build", lambda *a, **k: pytest.fail("report-only built a prior"))
@@ -147,19 +114,19 @@ def test_a_killed_run_resumes_without_rerunning_finished_jobs(
     assert all(r["key"] not in partial for r in finished)
     # the resumed run only does the separations that did not finish
     monkeypatch.undo()
-    counter = _Counter(original)
+    counter = CallCounter(original)
     monkeypatch.setattr(separation, "run_method", counter)
     resumed = _run(cached, capsys)
     assert counter.calls == 2
-    assert _tables(resumed) == _tables(plain)
-    keys = [r["key"] for r in _lines(tmp_path)]
+    assert report_tables(resumed) == report_tables(plain)
+    keys = [r["key"] for r in cache_records(tmp_path)]
     assert len(keys) == len(set(keys)) == 6  # no job ran twice
 
 
 def test_a_changed_setting_is_not_served_a_cached_line(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counter = _Counter(separation.run_method)
+    counter = CallCounter(separation.run_method)
     monkeypatch.setattr(separation, "run_method", counter)
     first = _run([*SMALL, "--cache", str(tmp_path)], capsys)
     assert counter.calls == 4
@@ -169,7 +136,7 @@ def test_a_changed_setting_is_not_served_a_cached_line(
     changed = [*SMALL, "--iters", "3", "--cache", str(tmp_path)]  # the last --iters counts
     second = _run(changed, capsys)
     assert counter.calls == 8
-    assert len(_lines(tmp_path)) == 10
+    assert len(cache_records(tmp_path)) == 10
     assert _row(first, "Sources", "baseline (mixture)") == _row(second, "Sources", "baseline (mixture)")
     assert _row(first, "Sources", "ours (masks)") != _row(second, "Sources", "ours (masks)")
 
@@ -203,7 +170,7 @@ def test_every_setting_of_a_job_is_in_its_key(tmp_path: Path) -> None:
 def test_prior_sources_are_generated_once_across_shards_and_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counter = _Counter(separation.generate)
+    counter = CallCounter(separation.generate)
     monkeypatch.setattr(separation, "generate", counter)
     argv = [*TINY, "--sources-from", "prior", "--pairs", "pipes+glass", "--parametrizations", "masks"]
     argv += ["--methods", "ours (masks)", "--cache", str(tmp_path)]

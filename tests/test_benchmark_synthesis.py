@@ -5,8 +5,6 @@ run resumes without rerunning finished jobs, a changed setting is never served a
 from __future__ import annotations
 
 import importlib.util
-import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from audiosds.scorer import PromptScorer
+from benchmark_cache import CallCounter, cache_records, report_tables
 
 _DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -64,40 +63,6 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture) -> str:
     return capsys.readouterr().out
 
 
-def _tables(text: str) -> list[str]:
-    """The report without what may differ between runs: the command, plot path and timing lines."""
-    return [
-        re.sub(r"Command: `[^`]*`|Plot: `[^`]*`", "", line)
-        for line in text.splitlines()
-        if not line.startswith(("Job time:", "Total time:"))
-    ]
-
-
-def _keys(folder: Path) -> list[str]:
-    """The key of every complete record line in the cache, duplicates included; torn lines left out."""
-    out = []
-    for path in sorted(folder.glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            try:
-                out.append(json.loads(line)["key"])
-            except json.JSONDecodeError:
-                continue
-    return out
-
-
-class _Counter:
-    """Wraps a function, counting calls; raises KeyboardInterrupt (a kill) on call ``kill_at``."""
-
-    def __init__(self, fn, kill_at: int | None = None) -> None:
-        self.fn, self.kill_at, self.calls = fn, kill_at, 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.kill_at:
-            raise KeyboardInterrupt
-        return self.fn(*args, **kwargs)
-
-
 def test_two_shards_then_report_only_equal_the_unsharded_report(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,10 +76,10 @@ def test_two_shards_then_report_only_equal_the_unsharded_report(
     monkeypatch.setattr(synthesis, "build", lambda *a, **k: pytest.fail("report-only built a prior"))
     monkeypatch.setattr(synthesis, "build_scorer", lambda *a, **k: pytest.fail("report-only built a scorer"))
     report = _run([*ARGS, "--cache", str(cache), "--report-only", "--plot", str(tmp_path / "r.png")], capsys)
-    assert _tables(report) == _tables(plain)
+    assert report_tables(report) == report_tables(plain)
     assert "Incomplete" not in report and "Score rose in" in report
     assert (tmp_path / "r.png").stat().st_size > 0
-    keys = _keys(cache)
+    keys = [r["key"] for r in cache_records(cache)]
     assert sorted(keys) == sorted(job.key for job in synthesis.job_list(synthesis.parse_args(ARGS)))
     assert len(keys) == 10
 
@@ -124,27 +89,27 @@ def test_a_killed_run_resumes_without_rerunning_finished_jobs(
 ) -> None:
     cached = [*ARGS, "--cache", str(tmp_path), "--plot", str(tmp_path / "p.png")]
     original = synthesis.synthesize
-    monkeypatch.setattr(synthesis, "synthesize", _Counter(original, kill_at=4))
+    monkeypatch.setattr(synthesis, "synthesize", CallCounter(original, kill_at=4))
     with pytest.raises(KeyboardInterrupt):
         synthesis.main(cached)
     with open(next(tmp_path.glob("*.jsonl")), "a") as f:
         f.write('{"key": "torn')  # a line cut short by the kill
-    assert len(_keys(tmp_path)) == 3
+    assert len([r["key"] for r in cache_records(tmp_path)]) == 3
     partial = _run([*cached, "--report-only"], capsys)
     assert "Incomplete: 7 of 10 jobs missing" in partial
-    counter = _Counter(original)
+    counter = CallCounter(original)
     monkeypatch.setattr(synthesis, "synthesize", counter)
     resumed = _run(cached, capsys)
     assert counter.calls == 7
     assert "Incomplete" not in resumed
-    keys = _keys(tmp_path)
+    keys = [r["key"] for r in cache_records(tmp_path)]
     assert len(keys) == len(set(keys)) == 10  # no job ran twice
 
 
 def test_a_changed_setting_is_not_served_a_cached_line(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counter = _Counter(synthesis.synthesize)
+    counter = CallCounter(synthesis.synthesize)
     monkeypatch.setattr(synthesis, "synthesize", counter)
     base = [*ARGS, "--cache", str(tmp_path), "--plot", str(tmp_path / "p.png")]
     _run(base, capsys)
