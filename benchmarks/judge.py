@@ -59,6 +59,10 @@ class JudgeConfig:
     n_mels: int = 40
     fmin_hz: float = 30.0
     active_db: float = 40.0  # frames this far below the loudest are left out of the "active" stats
+    # Features see every clip over white noise this far below its RMS (fixed seed): the world's clips
+    # are digitally clean while decoded audio has a floor, and without it a -60 dB floor alone cost
+    # 11 points of accuracy on held-out world clips (-40 dB: 23 points). None: no dither.
+    dither_db: float | None = -45.0
     # decay time: T20 from the slope of the frame-energy envelope after each loud onset
     decay_prominence_db: float = 6.0  # envelope peaks at least this prominent start a decay segment
     decay_top_db: float = 10.0  # only peaks within this of the loudest are measured
@@ -167,9 +171,12 @@ def _stats(values: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
 class _Analysis:
     """Frame-level quantities of one clip, shared by its features."""
 
-    def __init__(self, audio: np.ndarray, sample_rate: int, cfg: JudgeConfig) -> None:
+    def __init__(self, audio: np.ndarray, sample_rate: int, cfg: JudgeConfig, dither: bool = False) -> None:
         self.cfg = cfg
         self.x = _prepare(audio, sample_rate, cfg)
+        if dither and cfg.dither_db is not None and self.x.any():
+            floor = np.random.default_rng(0).standard_normal(len(self.x)) * 10 ** (cfg.dither_db / 20)
+            self.x = self.x + floor
         self.frames = _frames(self.x, cfg)  # (F, n_fft)
         self.power = np.abs(np.fft.rfft(self.frames * np.hanning(cfg.n_fft), axis=1)) ** 2  # (F, K)
         self.freqs = np.fft.rfftfreq(cfg.n_fft, 1.0 / cfg.sample_rate)
@@ -324,7 +331,7 @@ def clip_features(audio: np.ndarray, sample_rate: int, config: JudgeConfig | Non
         audio (N,) or (C, N) -> (config.num_features,) float64, finite
     """
     cfg = config or JudgeConfig()
-    a = _Analysis(audio, sample_rate, cfg)
+    a = _Analysis(audio, sample_rate, cfg, dither=True)
     mel_mean = a.mel_db[a.active].mean(axis=0) if a.active.any() else a.mel_db.mean(axis=0)
     parts: list[Sequence[float] | np.ndarray] = [mel_mean, a.mel_db.std(axis=0)]
     parts.extend(_stats(values, a.active) for values in a.spectral_shape().values())
