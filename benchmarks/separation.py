@@ -60,7 +60,7 @@ from audiosds.metrics import sdr, si_sdr
 from audiosds.priors import MODEL_FIELD, Prior, build
 from audiosds.sds import SDSConfig
 from audiosds.tasks.generate import GenerateConfig, generate
-from audiosds.tasks.separate import PARAMETRIZATIONS, SeparateConfig, separate
+from audiosds.tasks.separate import PARAMETRIZATIONS, SeparateConfig, separate, separation_sds
 from audiosds.world import PAPER_PROMPTS, PROMPT_FAMILY, render_clip
 
 PAIRS = (("traffic", "sax"), ("bongo", "waves"), ("pipes", "glass"), ("clock", "bongo"), ("wind", "pipes"))
@@ -216,30 +216,69 @@ def run_method(
     return (*evaluate(est, mix.sources), rec)
 
 
+def overrides(items: Sequence[str] | None, cls: type, option: str) -> dict[str, object]:
+    """``NAME=VALUE`` strings as keyword arguments of the dataclass ``cls``, each value parsed as its
+    field's default type (numbers, strings, booleans; tuples as comma-separated ints)."""
+    defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)}
+    out: dict[str, object] = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        if not sep or name not in defaults:
+            raise ValueError(f"{option} {item!r}: expected NAME=VALUE with NAME among {sorted(defaults)}")
+        default = defaults[name]
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                value: object = text.lower() in ("true", "1")
+            elif isinstance(default, tuple):
+                value = tuple(int(v) for v in text.split(","))
+            elif default is None or isinstance(default, float):
+                value = float(text)
+            else:
+                value = type(default)(text)
+        except ValueError:
+            raise ValueError(f"{option} {item!r}: {text!r} is not a valid {name}") from None
+        out[name] = value
+    return out
+
+
 def methods(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSConfig]]:
-    """(label, separation config, SDS config) for reconstruction only and ours per parametrization."""
+    """(label, separation config, SDS config) for reconstruction only and ours per parametrization,
+    with the ``--sep`` / ``--sds`` overrides."""
     out = []
+    sds = separation_sds(**args.sds_overrides)
     for p in args.parametrizations:
-        base = SeparateConfig(iters=args.iters, seed=args.seed, parametrization=p, gamma=args.gamma)
-        out.append((f"rec-only ({p})", replace(base, gamma=0.0), SDSConfig()))
-        out.append((f"ours ({p})", base, SDSConfig()))
+        base = SeparateConfig(
+            **{"iters": args.iters, "seed": args.seed, "gamma": args.gamma, **args.sep_overrides},
+            parametrization=p,
+        )
+        out.append((f"rec-only ({p})", replace(base, gamma=0.0), sds))
+        out.append((f"ours ({p})", base, sds))
     return out
 
 
 def ablations(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSConfig]]:
     """Decoder-SDS vs classic latent SDS, K = 4 vs K = 1 denoising steps (first parametrization);
     multiscale-spectrogram vs time-domain reconstruction (latent sources, the only ones whose
-    reconstruction loss is differentiated)."""
+    reconstruction loss is differentiated). The ``--sep`` / ``--sds`` overrides apply to every row
+    except for the setting a row varies."""
     base = SeparateConfig(
-        iters=args.iters, seed=args.seed, parametrization=args.parametrizations[0], gamma=args.gamma
+        **{"iters": args.iters, "seed": args.seed, "gamma": args.gamma, **args.sep_overrides},
+        parametrization=args.parametrizations[0],
     )
     latent = dataclasses.replace(base, parametrization="latent")
+
+    def sds(**kw: object) -> SDSConfig:
+        return separation_sds(**{**args.sds_overrides, **kw})
+
+    one = {"mode": "decoder", "num_steps": 1}
     return [
-        ("Decoder-SDS, K=1", base, SDSConfig(mode="decoder")),
-        ("classic latent SDS, K=1", base, SDSConfig(mode="latent")),
-        ("Decoder-SDS, K=4", base, SDSConfig(mode="decoder", num_steps=4)),
-        ("latent sources, spectral L_rec", latent, SDSConfig(mode="decoder")),
-        ("latent sources, time-domain L_rec", dataclasses.replace(latent, rec_domain="time"), SDSConfig()),
+        ("Decoder-SDS, K=1", base, sds(**one)),
+        ("classic latent SDS, K=1", base, sds(mode="latent", num_steps=1)),
+        ("Decoder-SDS, K=4", base, sds(mode="decoder", num_steps=4)),
+        ("latent sources, spectral L_rec", latent, sds(**one)),
+        ("latent sources, time-domain L_rec", dataclasses.replace(latent, rec_domain="time"), sds(**one)),
     ]
 
 
@@ -446,10 +485,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--real-seconds", type=float, default=4.0, help="excerpt length of the real recordings"
     )
     parser.add_argument("--ablation", action="store_true", help="also the SDS-mode and K-step ablations")
+    parser.add_argument(
+        "--sep", nargs="+", metavar="NAME=VALUE", help="SeparateConfig fields of rec-only and ours"
+    )
+    parser.add_argument(
+        "--sds", nargs="+", metavar="NAME=VALUE", help="SDSConfig fields of rec-only and ours"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here too")
     add_cache_options(parser)
     args = parser.parse_args(argv)
+    try:
+        args.sep_overrides = overrides(args.sep, SeparateConfig, "--sep")
+        args.sds_overrides = overrides(args.sds, SDSConfig, "--sds")
+        if "parametrization" in args.sep_overrides:
+            raise ValueError("--sep parametrization: use --parametrizations")
+        SeparateConfig(**args.sep_overrides)
+        separation_sds(**args.sds_overrides)
+    except (TypeError, ValueError) as err:
+        parser.error(str(err))
     if args.mixtures < 1:
         parser.error(f"--mixtures: expected >= 1, got {args.mixtures}")
     check_cache_options(parser, args)

@@ -226,6 +226,18 @@ def test_negative_prompts_replace_only_their_own_unconditional_rows(prior: Analy
     torch.testing.assert_close(cond.cond["mean"], prior.embed(PROMPTS).cond["mean"])
 
 
+def test_contrast_gives_each_source_the_other_prompts_as_negative(prior: AnalyticPrior) -> None:
+    mixture, _ = _oracle(prior, 16)
+    prompts = [*PROMPTS, "waves crashing on a rocky shore"]
+    config = SeparateConfig(parametrization="latent", iters=2, contrast=True)
+    result = separate(mixture, 16000, prior, prompts, config, negative=[None, "speech", None])
+    negatives = [s["negative"] for s in result.params["sources"]]
+    assert negatives == [f"{prompts[1]}, {prompts[2]}", "speech", f"{prompts[0]}, {prompts[1]}"]
+    plain = separate(mixture, 16000, prior, prompts, SeparateConfig(parametrization="latent", iters=2))
+    assert [s["negative"] for s in plain.params["sources"]] == [None, None, None]
+    assert plain.sources.tobytes() != result.sources.tobytes()  # the negatives reach the SDS update
+
+
 def test_same_seed_same_bytes_and_the_prior_is_untouched(prior: AnalyticPrior) -> None:
     mixture, _ = _oracle(prior, 16)
     before = prior.encoder.clone()

@@ -124,6 +124,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=_finite_float, help="SDS weight against the reconstruction loss")
     p.add_argument("--sources", choices=("latent", "remasked", "masks"), help="source parametrization")
     p.add_argument("--noise-source", action="store_true", default=None, help="add a catch-all 'noise' source")
+    p.add_argument(
+        "--contrast",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a source without --negative uses the other sources' prompts as its negative prompt",
+    )
     p.add_argument("--steps", type=_positive_int, help="K denoising steps per SDS iteration")
     p.add_argument("-o", "--out", type=Path, help="output folder")
     p.add_argument("--force", action="store_true", help="replace this tool's files in an existing folder")
@@ -538,6 +544,7 @@ def _source_names(num_prompts: int, noise_source: bool) -> list[str]:
 def _resolve_separate_config(args: argparse.Namespace) -> dict[str, Any]:
     """The separate run's settings."""
     from .priors import DEFAULT_PRIOR
+    from .tasks.separate import SEPARATION_SDS
 
     defaults: dict[str, Any] = {
         "command": "separate",
@@ -547,7 +554,7 @@ def _resolve_separate_config(args: argparse.Namespace) -> dict[str, Any]:
         "device": "cpu",
         "prior": {"name": DEFAULT_PRIOR},
         "separate": {},
-        "sds": {},
+        "sds": dict(SEPARATION_SDS),
         "loop": {},
     }
     flags = {
@@ -563,6 +570,7 @@ def _resolve_separate_config(args: argparse.Namespace) -> dict[str, Any]:
         ("separate", "gamma"): args.gamma,
         ("separate", "parametrization"): args.sources,
         ("separate", "noise_source"): args.noise_source,
+        ("separate", "contrast"): args.contrast,
         ("sds", "cfg_scale"): args.cfg,
         ("sds", "num_steps"): args.steps,
         ("loop", "checkpoint_every"): args.checkpoint_every,

@@ -72,6 +72,11 @@ from .scoring import PromptTracker
 REC_LOG_EVERY = 10  # iterations between logged reconstruction losses of mixture-consistent sources
 WINDOWS_NAME = "windows.pt"  # finished windows of a checkpointed separation
 
+# Separation's own SDS defaults (``separation_sds``), chosen on the embedded prior by
+# benchmarks/separation.py (RESULTS.md, "Separation defaults"): the synthesis defaults' t range
+# (0.02-0.98, sigma 0.003-66) spends most draws where the embedded prior's denoised estimate
+# no longer depends on the source, and CFG 3 is too weak to tell two prompts apart.
+SEPARATION_SDS: dict[str, object] = {"t_min": 0.15, "t_max": 0.6, "cfg_scale": 7.5}
 PARAMETRIZATIONS = ("latent", "remasked", "masks")
 REC_DOMAINS = ("spectral", "time")
 MIN_PROMPTS, MAX_PROMPTS = 2, 8
@@ -106,6 +111,9 @@ class SeparateConfig:
     init_noise: float = 0.1  # relative latent noise (latent, remasked); logit noise std is a tenth of it
     noise_source: bool = False  # add a catch-all source conditioned on ``noise_prompt`` (returned last)
     noise_prompt: str = "noise"
+    # each source without a negative prompt takes the other sources' prompts (joined) as its negative,
+    # so CFG pushes it away from them rather than from the unconditional branch
+    contrast: bool = False
     max_seconds: float = 4.0  # longest window the prior sees (the embedded prior trained on 2 s clips)
     overlap_seconds: float = 0.5  # least overlap between neighbouring windows (<= max_seconds / 2)
 
@@ -142,6 +150,8 @@ class SeparateConfig:
             raise bad("init_noise", "a number >= 0")
         if not isinstance(self.noise_source, bool):
             raise bad("noise_source", "a bool")
+        if not isinstance(self.contrast, bool):
+            raise bad("contrast", "a bool")
         if not isinstance(self.noise_prompt, str) or not self.noise_prompt.strip():
             raise bad("noise_prompt", "non-empty text")
         if not is_number(self.max_seconds) or self.max_seconds <= 0:
@@ -341,6 +351,17 @@ def _check_prompts(prompts: Sequence[str], negative: Sequence[str | None] | None
     for i, p in enumerate(negative):
         if p is not None and not isinstance(p, str):
             raise ValueError(f"negative[{i}]: expected text or None, got {p!r}")
+
+
+def separation_sds(**overrides: object) -> SDSConfig:
+    """The SDS settings ``separate`` uses by default: ``SEPARATION_SDS`` over ``SDSConfig``'s
+    defaults, then ``overrides``."""
+    return SDSConfig(**{**SEPARATION_SDS, **overrides})
+
+
+def contrast_negative(prompts: Sequence[str], index: int) -> str:
+    """The other sources' prompts, joined: source ``index``'s negative prompt under ``contrast``."""
+    return ", ".join(p for i, p in enumerate(prompts) if i != index)
 
 
 def _conditioning(prior: Prior, prompts: list[str], negative: list[str | None]) -> Conditioning:
@@ -574,7 +595,7 @@ def separate(
         mixture (C_in, N_in) -> sources (K, C_in, N_in)
     """
     config = config or SeparateConfig()
-    sds = sds or SDSConfig()
+    sds = sds or separation_sds()
     if not is_int(sample_rate) or sample_rate < 1:
         raise ValueError(f"sample_rate: expected a positive int (Hz), got {sample_rate!r}")
     _check_prompts(prompts, negative)
@@ -584,6 +605,8 @@ def separate(
     if config.noise_source:
         names.append(config.noise_prompt)
         negatives.append(None)
+    if config.contrast:
+        negatives = [contrast_negative(names, i) if n is None else n for i, n in enumerate(negatives)]
     cond = _conditioning(prior, names, negatives).to(prior.device)
 
     # 1. the prior's format: channels, then rate, at a known length

@@ -1,0 +1,233 @@
+"""Make the embedded prior's decoder robust to imprecise latents (stage 2 of the pipeline).
+
+    python -m audiosds.training.finetune_decoder --out DIR --autoencoder AE_EXPORT_DIR [--resume]
+        [--threads 2] [--seed 0] [--minutes M] [--steps N] [--export-only]
+
+Why: the first autoencoder's decoder had only ever seen (nearly) exact posterior means. Latents
+that a denoiser samples, or that SDS edits, are never that exact, and the decoder turned small
+latent errors into broadband noise: Gaussian latent noise of 10% of the latents' std dropped
+held-out SI-SDR from 9.9 to 5.5 dB and the family judge's accuracy from 77% to 56%, and
+generated clips were mostly judged as noise-like families (traffic, waves, rain).
+
+What: the encoder is frozen (its weights are exported bit for bit, so the latent space, the
+denoiser trained on it and sigma_data are unchanged); only the decoder trains, on fresh world
+crops, to map ``mean + s * latent_std * eps`` back to the clean crop with the autoencoder's own
+phase-aware loss (every term at its final weight, no KL). Per row, s is 0 with probability
+``clean_fraction`` and otherwise uniform in [0, ``max_noise``].
+
+Reproducible from ``--seed`` like the other stages (batches and noise from (seed, step); ``--resume``
+replays exactly). The export ``DIR/export/autoencoder.{safetensors,json}`` replaces the stage-1 one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .autoencoder import Autoencoder
+from .data import DataConfig, audio_batch, render_clips, stream_clips
+from .run import (
+    EMA,
+    EXPORT_DIR,
+    Budget,
+    Schedule,
+    Trainer,
+    export_weights,
+    load_checkpoint,
+    open_run,
+    parameter_count,
+    step_generator,
+    write_config,
+)
+from .train_autoencoder import LossConfig, evaluate, reconstruction_loss
+
+NAME = "autoencoder"
+RECORD = "finetune.json"  # written beside the export: what the shipped decoder went through
+NOISE_STREAM = 5  # generator stream of the latent noise (distinct from the batch's)
+
+
+@dataclass(frozen=True)
+class DecoderFinetuneConfig:
+    steps: int = 2500
+    batch: int = 16
+    crop: int = 8192  # samples per crop (0.512 s)
+    lr: float = 1e-4
+    warmup: int = 100
+    final_lr_fraction: float = 0.1
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    gain_db: tuple[float, float] = (-12.0, 3.0)
+    max_noise: float = 0.3  # latent noise std, relative to the latents' measured std
+    clean_fraction: float = 0.25  # rows decoded from the exact posterior mean
+    checkpoint_every: int = 500
+    log_every: int = 50
+    eval_clips: int = 64
+    seed: int = 0
+    export_dtype: str = "float16"
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        if not (self.max_noise >= 0 and 0 <= self.clean_fraction <= 1):
+            raise ValueError(
+                "DecoderFinetuneConfig: expected max_noise >= 0 and clean_fraction in [0, 1], got "
+                f"{self.max_noise}, {self.clean_fraction}"
+            )
+        object.__setattr__(self, "gain_db", tuple(self.gain_db))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DecoderFinetuneConfig:
+        d = dict(d)
+        return cls(loss=LossConfig(**d.pop("loss", {})), data=DataConfig(**d.pop("data", {})), **d)
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def noisy_latents(
+    mean: Tensor, latent_std: float, cfg: DecoderFinetuneConfig, generator: torch.Generator
+) -> Tensor:
+    """``mean`` plus Gaussian noise of a random level per row (0 for ``clean_fraction`` of rows).
+
+    Shape:
+        mean (B, D, T) -> (B, D, T)
+    """
+    batch = mean.shape[0]
+    level = torch.rand(batch, generator=generator) * cfg.max_noise * latent_std
+    level = torch.where(torch.rand(batch, generator=generator) < cfg.clean_fraction, 0.0, level)
+    eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+    return mean + level.to(mean.dtype)[:, None, None] * eps
+
+
+def finetune(
+    cfg: DecoderFinetuneConfig,
+    autoencoder_dir: Path,
+    out: Path,
+    resume: bool = False,
+    minutes: float | None = None,
+    stop_at: int | None = None,
+) -> list[dict[str, float]]:
+    """Fine-tune the decoder of the autoencoder in ``autoencoder_dir`` in the run folder ``out`` up to
+    ``cfg.steps`` (``stop_at`` and ``minutes`` end early with a checkpoint); returns the loss parts of
+    the steps run here."""
+    from audiosds.priors.embedded import load_autoencoder
+
+    out = Path(out)
+    log, state = open_run(out, resume)
+    write_config(out, {**cfg.to_dict(), "autoencoder": str(autoencoder_dir)}, resume)
+    model: Autoencoder = load_autoencoder(autoencoder_dir)
+    model.encoder.requires_grad_(False)
+    ema = EMA(model, cfg.ema_decay)
+    opt = torch.optim.AdamW(model.decoder.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    trainer = Trainer(out, log, model, ema, opt, state)
+    log(
+        f"decoder fine-tune: {parameter_count(model.decoder) / 1e6:.3f} M trainable parameters (encoder "
+        f"frozen); {cfg.steps} steps of batch {cfg.batch} x {cfg.crop}; latent noise up to {cfg.max_noise} "
+        f"x the latent std, {cfg.clean_fraction:.0%} clean rows"
+    )
+    stream_cfg = replace(cfg.data, captions_per_clip=1)
+    held_cfg = replace(cfg.data, split="heldout", captions_per_clip=1)
+    held = render_clips(held_cfg, cfg.eval_clips, cfg.seed + 7919) if cfg.eval_clips else None
+    with torch.no_grad():
+        probe = stream_clips(stream_cfg, 10**6, 64, cfg.seed)
+        latent_std = float(model.encode(torch.from_numpy(probe.audio.astype("float32"))[:, None]).std())
+    log(f"latent std {latent_std:.4f} (64 fresh training clips)")
+    loss_cfg = replace(cfg.loss, kl=0.0)
+    final_fine = loss_cfg.fine_log_magnitude
+
+    def loss_of_step(step: int) -> tuple[Tensor, dict[str, float]]:
+        model.encoder.eval()
+        fresh = stream_clips(stream_cfg, step, cfg.batch, cfg.seed + 1)
+        x = audio_batch(fresh, step, cfg.batch, cfg.crop, cfg.seed + 1, cfg.gain_db, every_clip=True)
+        with torch.no_grad():
+            mean = model.encode(x)
+        z = noisy_latents(mean, latent_std, cfg, step_generator(cfg.seed, step, NOISE_STREAM))
+        terms = reconstruction_loss(model.decode(z)[..., : x.shape[-1]], x, loss_cfg)
+        total = (
+            loss_cfg.wave * terms["wave"]
+            + loss_cfg.complex * terms["complex"]
+            + loss_cfg.log_magnitude * terms["log_magnitude"]
+            + final_fine * terms["fine_log_magnitude"]
+        )
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    scores = None if held is None else (lambda ema_model: evaluate(ema_model, held))
+    history = trainer.run(Schedule.of(cfg), loss_of_step, scores, stop_at, Budget(minutes), eval_digits=2)
+    path = export(ema.model, cfg, autoencoder_dir, out, trainer.step)
+    log(f"stopped at step {trainer.step}/{cfg.steps}; exported {path}")
+    return history
+
+
+def export(
+    model: Autoencoder, cfg: DecoderFinetuneConfig, autoencoder_dir: Path, out: Path, step: int
+) -> Path:
+    """The EMA weights to ``OUT/export/autoencoder.{safetensors,json}``, plus ``finetune.json``: the
+    stage-1 weights' digest (the encoder the denoiser was trained on), the steps done and the settings."""
+    folder = Path(out) / EXPORT_DIR
+    path = export_weights(model, model.config.to_dict(), folder, NAME, cfg.export_dtype)
+    stage1 = hashlib.sha256((Path(autoencoder_dir) / f"{NAME}.safetensors").read_bytes()).hexdigest()[:16]
+    record = {
+        "stage1_autoencoder": stage1,
+        "steps": cfg.steps,
+        "steps_done": step,
+        "seed": cfg.seed,
+        "max_noise": cfg.max_noise,
+        "clean_fraction": cfg.clean_fraction,
+    }
+    (folder / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def export_only(out: Path) -> Path:
+    """Re-export the EMA weights of the checkpoint in ``out``."""
+    from audiosds.priors.embedded import load_autoencoder
+
+    out = Path(out)
+    state = load_checkpoint(out)
+    if state is None:
+        raise ValueError(f"{out}: expected a decoder fine-tune checkpoint, found none")
+    stored = json.loads((out / "train_config.json").read_text())
+    autoencoder_dir = Path(stored.pop("autoencoder"))
+    model = load_autoencoder(autoencoder_dir)
+    model.load_state_dict(state["ema"])
+    return export(model, DecoderFinetuneConfig.from_dict(stored), autoencoder_dir, out, int(state["step"]))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="run directory (log, checkpoint, export)")
+    parser.add_argument("--autoencoder", type=Path, help="stage-1 autoencoder export folder")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--minutes", type=float, default=None, help="stop early after this wall time")
+    parser.add_argument("--steps", type=int, default=None, help="total steps (default: the config's)")
+    parser.add_argument("--max-noise", type=float, default=None, help="largest relative latent noise")
+    parser.add_argument("--export-only", action="store_true", help="re-export OUT's checkpoint and exit")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (results depend on it)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.export_only:
+        print(export_only(args.out))
+        return
+    if args.autoencoder is None:
+        parser.error("--autoencoder is required (the stage-1 export folder)")
+    base = DecoderFinetuneConfig()
+    cfg = replace(
+        base,
+        seed=args.seed,
+        steps=args.steps or base.steps,
+        max_noise=base.max_noise if args.max_noise is None else args.max_noise,
+        data=replace(base.data, seed=args.seed),
+    )
+    finetune(cfg, args.autoencoder, args.out, resume=args.resume, minutes=args.minutes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The decoder fine-tune stage: seeded, resumable, the encoder (hence the latent space) untouched."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig
+from audiosds.training.data import DataConfig
+from audiosds.training.finetune_decoder import DecoderFinetuneConfig, export_only, finetune, noisy_latents
+from audiosds.training.run import export_weights
+from audiosds.training.train_autoencoder import LossConfig
+
+TINY_AE = AutoencoderConfig(
+    latent_channels=4, high_channels=8, low_channels=16, high_dilations=(1,), low_dilations=(1, 3), kernel=3
+)
+CFG = DecoderFinetuneConfig(
+    steps=3,
+    batch=2,
+    crop=1024,
+    warmup=1,
+    checkpoint_every=2,
+    log_every=1,
+    eval_clips=2,
+    loss=LossConfig(windows=(256, 64)),
+    data=DataConfig(clips=8, seconds=0.5, shard_size=4, families=("bell", "noise", "kick")),
+)
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 'stage-1' export with float16-exact weights."""
+    model = Autoencoder(TINY_AE)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_((torch.randn(p.shape, generator=g) * 0.2).half().float())
+    folder = tmp_path_factory.mktemp("stage1")
+    export_weights(model, TINY_AE.to_dict(), folder, "autoencoder", dtype="float16")
+    return folder
+
+
+def test_noisy_latents_levels() -> None:
+    mean = torch.zeros(400, 2, 50)
+    cfg = replace(CFG, max_noise=0.3, clean_fraction=0.25)
+    z = noisy_latents(mean, 2.0, cfg, torch.Generator().manual_seed(0))
+    row_std = z.std(dim=(1, 2))
+    clean = (row_std == 0).float().mean()
+    assert 0.15 < clean < 0.35  # about clean_fraction of the rows are exact
+    assert row_std.max() <= 0.3 * 2.0 * 1.2 and row_std.max() > 0.3 * 2.0 * 0.8  # up to max_noise x std
+    again = noisy_latents(mean, 2.0, cfg, torch.Generator().manual_seed(0))
+    assert torch.equal(z, again)
+
+
+def test_finetune_is_seeded_resumes_and_keeps_the_encoder(stage1: Path, tmp_path: Path) -> None:
+    full = finetune(CFG, stage1, tmp_path / "full")
+    again = finetune(CFG, stage1, tmp_path / "again")
+    assert len(full) == 3 and all(math.isfinite(h["loss"]) for h in full)
+    assert [h["loss"] for h in full] == [h["loss"] for h in again]
+    export = tmp_path / "full" / "export" / "autoencoder.safetensors"
+    assert export.read_bytes() == (tmp_path / "again" / "export" / "autoencoder.safetensors").read_bytes()
+    before, after = load_file(str(stage1 / "autoencoder.safetensors")), load_file(str(export))
+    assert before.keys() == after.keys()
+    encoder = [k for k in before if k.startswith("encoder.")]
+    decoder = [k for k in before if k.startswith("decoder.")]
+    assert encoder and decoder
+    assert all(torch.equal(before[k], after[k]) for k in encoder)  # the latent space is unchanged
+    assert any(not torch.equal(before[k], after[k]) for k in decoder)  # the decoder trained
+    # Stop after one step, resume: the remaining steps match the uninterrupted run.
+    part = finetune(CFG, stage1, tmp_path / "part", stop_at=1)
+    assert [h["loss"] for h in part] == [full[0]["loss"]]
+    rest = finetune(CFG, stage1, tmp_path / "part", resume=True)
+    assert [h["loss"] for h in rest] == [h["loss"] for h in full[1:]]
+    # The record names the stage-1 weights; --export-only rewrites the same bytes.
+    record = json.loads((tmp_path / "full" / "export" / "finetune.json").read_text())
+    assert record["steps_done"] == 3 and len(record["stage1_autoencoder"]) == 16
+    exported = export.read_bytes()
+    assert export_only(tmp_path / "full") == export and export.read_bytes() == exported
