@@ -361,7 +361,7 @@ def test_separate_writes_sources_in_the_input_format(tmp_path, capsys, sample_ra
     s1, _ = sf.read(str(out / "source_1.wav"))
     s2, _ = sf.read(str(out / "source_2.wav"))
     mixture, _ = sf.read(str(mix))
-    # the default (remasked) sources carry the mixture's phase and add up to it
+    # the default (masks) sources carry the mixture's phase and add up to it
     np.testing.assert_allclose((s1 + s2).reshape(mixture.shape), mixture, atol=2e-3)
     params = json.loads((out / "params.json").read_text())
     assert params["files"] == {"source_1.wav": "a bell", "source_2.wav": "rain"}

@@ -1,13 +1,12 @@
-"""Make the embedded prior's decoder robust to imprecise latents (stage 2 of the pipeline).
+"""Fine-tune the embedded prior's decoder to be robust to imprecise latents (an experiment).
 
     python -m audiosds.training.finetune_decoder --out DIR --autoencoder AE_EXPORT_DIR [--resume]
         [--threads 2] [--seed 0] [--minutes M] [--steps N] [--export-only]
 
-Why: the first autoencoder's decoder had only ever seen (nearly) exact posterior means. Latents
-that a denoiser samples, or that SDS edits, are never that exact, and the decoder turned small
-latent errors into broadband noise: Gaussian latent noise of 10% of the latents' std dropped
-held-out SI-SDR from 9.9 to 5.5 dB and the family judge's accuracy from 77% to 56%, and
-generated clips were mostly judged as noise-like families (traffic, waves, rain).
+Why: the shipped decoder has only seen (nearly) exact posterior means, and latent noise of a
+tenth of sigma_data costs its reconstructions about 4 dB SI-SDR and a fifth of the family
+judge's accuracy (``benchmarks/prior_diagnostics.py``). Latents that a denoiser samples or that
+SDS edits are never exact, so a robust decoder might make generations sound less like noise.
 
 What: the encoder is frozen (its weights are exported bit for bit, so the latent space, the
 denoiser trained on it and sigma_data are unchanged); only the decoder trains, on fresh world
@@ -15,8 +14,15 @@ crops, to map ``mean + s * latent_std * eps`` back to the clean crop with the au
 phase-aware loss (every term at its final weight, no KL). Per row, s is 0 with probability
 ``clean_fraction`` and otherwise uniform in [0, ``max_noise``].
 
-Reproducible from ``--seed`` like the other stages (batches and noise from (seed, step); ``--resume``
-replays exactly). The export ``DIR/export/autoencoder.{safetensors,json}`` replaces the stage-1 one.
+Outcome (2026-11-29, benchmarks/RESULTS.md): 2500 steps (18 min, one thread) traded clean
+fidelity for robustness and did not improve generation, so the pipeline
+(``scripts/train_embedded.sh``) does not run this stage and the shipped decoder is the
+autoencoder's own. Kept as a tested tool for retrained autoencoders.
+
+Reproducible from ``--seed`` like the training stages (batches and noise from (seed, step);
+``--resume`` replays exactly). The export ``DIR/export/autoencoder.{safetensors,json}`` (and
+``finetune.json``, its provenance) forms a weights folder with any denoiser trained on the same
+encoder.
 """
 
 from __future__ import annotations
