@@ -215,8 +215,9 @@ def test_sep_and_sds_overrides_reach_every_method_and_bad_ones_are_usage_errors(
         assert (sds.t_min, sds.cfg_scale, sds.stft_windows) == (0.2, 5.0, (256, 512))
         assert sds.t_max == separation.separation_sds().t_max  # untouched fields keep separation's defaults
         assert (sep.gamma == 0.0) == label.startswith("rec-only")
-    ablation = dict((label, sds) for label, _, sds in separation.ablations(args))
-    assert ablation["classic latent SDS, K=1"].mode == "latent" and ablation["Decoder-SDS, K=4"].num_steps == 4
+    ablation = {label: sds for label, _, sds in separation.ablations(args)}
+    assert ablation["classic latent SDS, K=1"].mode == "latent"
+    assert ablation["Decoder-SDS, K=4"].num_steps == 4
     assert all(sds.cfg_scale == 5.0 for sds in ablation.values())
     for bad in (["--sds", "bogus=1"], ["--sep", "lr"], ["--sep", "contrast=maybe"], ["--sds", "t_min=2"]):
         with pytest.raises(SystemExit):

@@ -4,7 +4,7 @@
         [--threads 2] [--seed 0] [--minutes M] [--steps N] [--export-only]
 
 Why: the shipped decoder has only seen (nearly) exact posterior means, and latent noise of a
-tenth of sigma_data costs its reconstructions about 4 dB SI-SDR and a fifth of the family
+tenth of sigma_data costs its reconstructions about 4 dB SI-SDR and 25 points of the family
 judge's accuracy (``benchmarks/prior_diagnostics.py``). Latents that a denoiser samples or that
 SDS edits are never exact, so a robust decoder might make generations sound less like noise.
 
@@ -15,7 +15,7 @@ phase-aware loss (every term at its final weight, no KL). Per row, s is 0 with p
 ``clean_fraction`` and otherwise uniform in [0, ``max_noise``].
 
 Outcome (2026-11-29, benchmarks/RESULTS.md): 2500 steps (18 min, one thread) traded clean
-fidelity for robustness and did not improve generation, so the pipeline
+fidelity (10.8 -> 8.4 dB) for robustness and did not improve generation, so the pipeline
 (``scripts/train_embedded.sh``) does not run this stage and the shipped decoder is the
 autoencoder's own. Kept as a tested tool for retrained autoencoders.
 
