@@ -729,12 +729,18 @@ def section_iter(prior: Prior, plan: Plan, prior_name: str) -> str:
     ]
     target = f"target <= {ITER_RATIO_TARGET} with the embedded prior"
     summary = f"Worst ratio: {max(ratios):.2f} (median {statistics.median(ratios):.2f}; {target})."
-    summary += (
-        f" Separation's default sources ({SeparateConfig.parametrization}) are prior latents: every"
-        " iteration the renderer runs the prior's decoder on the K latents with autograd and"
-        " backpropagates through it; that prior work is outside the floor as the issue defines it,"
-        " and the next column adds it."
-    )
+    if SeparateConfig.parametrization in ("latent", "remasked"):
+        summary += (
+            f" Separation's default sources ({SeparateConfig.parametrization}) are prior latents: every"
+            " iteration the renderer runs the prior's decoder on the K latents with autograd and"
+            " backpropagates through it; that prior work is outside the floor as the issue defines it,"
+            " and the next column adds it."
+        )
+    else:
+        summary += (
+            f" Separation's default sources ({SeparateConfig.parametrization}) are masks over the"
+            " mixture: no decoder runs in the renderer, so the floor is all the prior work."
+        )
     if prior_name == "analytic":
         summary += (
             " With the analytic prior the floor is a few matrix products, so the ratio measures the"
