@@ -23,7 +23,7 @@ from audiosds.priors.embedded import EmbeddedConfig, EmbeddedPrior, EmbeddedWeig
 from audiosds.training import train_autoencoder, train_diffusion
 from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig, fold, unfold
 from audiosds.training.data import DataConfig, audio_batch, load_or_render_cache
-from audiosds.training.denoiser import DenoiserConfig, EDMDenoiser, edm_coefficients, edm_loss
+from audiosds.training.denoiser import DenoiserConfig, EDMDenoiser, UNet1d, edm_coefficients, edm_loss
 from audiosds.training.run import export_weights
 from audiosds.training.text import EMBED_DIM, TextEncoder
 from audiosds.world import FAMILIES
@@ -234,6 +234,20 @@ def test_condition_changes_the_output(prior: EmbeddedPrior) -> None:
     assert (x_a - x_b).abs().max() > 1e-3
 
 
+def test_standardised_condition_is_scaled_by_the_caption_statistics() -> None:
+    net = UNet1d(replace(TINY_DN, cond_standardize=True))
+    randomize(net, 3)
+    embeddings = FakeText()([f"caption {i}" for i in range(20)])
+    net.set_cond_statistics(embeddings)
+    x, c_noise = torch.randn(2, 4, 8), torch.zeros(2)
+    standardised = (embeddings[:2] - embeddings.mean(0)) / embeddings.std(0)
+    plain = UNet1d(replace(TINY_DN, cond_standardize=False))
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k not in ("cond_mean", "cond_std")})
+    torch.testing.assert_close(net(x, c_noise, embeddings[:2]), plain(x, c_noise, standardised))
+    with pytest.raises(ValueError, match="cond_standardize=False"):
+        plain.set_cond_statistics(embeddings)
+
+
 def test_edm_loss_is_seeded_and_drops_conditions() -> None:
     model = randomize(EDMDenoiser(replace(TINY_DN, cond_dropout=0.5)), 9)
     z = torch.randn(8, 4, 24, generator=torch.Generator().manual_seed(10))
@@ -394,7 +408,7 @@ def test_diffusion_training_is_seeded_and_exports_a_complete_prior(tmp_path: Pat
         checkpoint_every=2,
         log_every=1,
         eval_clips=2,
-        model=replace(TINY_DN, sigma_data=1.0),
+        model=replace(TINY_DN, sigma_data=1.0, cond_standardize=True),
         data=DATA,
     )
     runs = [
@@ -417,5 +431,10 @@ def test_diffusion_training_is_seeded_and_exports_a_complete_prior(tmp_path: Pat
     assert math.isclose(stored["sigma_data"], float(latents[2:].std()), rel_tol=1e-4)
     prior = EmbeddedPrior(EmbeddedConfig(weights_dir=str(export)))
     assert prior.sigma_data == stored["sigma_data"]
+    assert stored["cond_standardize"] is True  # the text statistics ship with the weights
+    state = torch.load(cached, weights_only=True)
+    training_text = state["text"][state["caption_ids"][2:].unique()]  # captions of the training clips
+    assert torch.allclose(prior.denoiser.net.cond_mean, training_text.mean(dim=0), atol=1e-6)
+    assert not torch.allclose(prior.denoiser.net.cond_std, torch.ones(EMBED_DIM))
     z = prior.encode(torch.zeros(1, 1, 640))
     assert z.shape == (1, 4, 10)

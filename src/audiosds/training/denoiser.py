@@ -47,6 +47,12 @@ class DenoiserConfig:
     emb_dim: int = 256  # width of the sigma + text embedding that drives FiLM
     cond_dim: int = 384  # all-MiniLM-L6-v2 sentence embedding size
     cond_dropout: float = 0.1  # probability a training row uses the null embedding (for CFG)
+    # Standardise the text embedding per dimension with the training captions' mean and std (buffers
+    # set by train_diffusion) before the condition MLP. MiniLM embeddings are unit vectors whose
+    # captions share most of their direction: raw, the differences between families reach FiLM ~20x
+    # weaker than the noise-level embedding, and the first denoiser ignored the text (held-out loss
+    # with and without it within 3.5%).
+    cond_standardize: bool = False
     sigma_data: float = 1.0  # std of the training latents; measured by train_diffusion and stored here
     sigma_min: float = 0.002  # EDM's sampling range
     sigma_max: float = 80.0
@@ -208,6 +214,10 @@ class UNet1d(nn.Module):
         self.noise_features = FourierFeatures(e)
         self.noise_mlp = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
         self.cond_mlp = nn.Sequential(nn.Linear(cfg.cond_dim, e), nn.SiLU(), nn.Linear(e, e))
+        self.cond_standardize = cfg.cond_standardize
+        if cfg.cond_standardize:  # identity until set_cond_statistics; stored with the weights
+            self.register_buffer("cond_mean", torch.zeros(cfg.cond_dim))
+            self.register_buffer("cond_std", torch.ones(cfg.cond_dim))
         self.inp = nn.Conv1d(cfg.latent_channels, cfg.channels[0], k, padding=k // 2)
         levels = len(cfg.channels)
         self.down_blocks = nn.ModuleList()
@@ -249,7 +259,16 @@ class UNet1d(nn.Module):
         self.blocks_per_level = cfg.blocks_per_level
         self.levels = levels
 
+    def set_cond_statistics(self, embeddings: Tensor) -> None:
+        """Store the per-dimension mean and std of ``embeddings`` (the training captions', (U, cond_dim))."""
+        if not self.cond_standardize:
+            raise ValueError("set_cond_statistics: this denoiser was built with cond_standardize=False")
+        self.cond_mean.copy_(embeddings.mean(dim=0))
+        self.cond_std.copy_(embeddings.std(dim=0).clamp_min(1e-4))
+
     def forward(self, x: Tensor, c_noise: Tensor, cond: Tensor) -> Tensor:
+        if self.cond_standardize:
+            cond = (cond - self.cond_mean) / self.cond_std
         emb = F.silu(self.noise_mlp(self.noise_features(c_noise)) + self.cond_mlp(cond))  # (B, E)
         h = self.inp(x)
         skips = [h]

@@ -51,7 +51,7 @@ from .run import (
 from .text import TextEncoder
 
 NAME = "denoiser"
-EVAL_SIGMAS = (0.1, 0.5, 1.0, 3.0)  # held-out denoising loss is reported at these noise levels
+EVAL_SIGMAS = (0.1, 0.5, 1.0, 3.0, 10.0)  # held-out denoising loss is reported at these noise levels
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,12 @@ class DiffusionTrainConfig:
     eval_clips: int = 64  # cache clips held out of training for the denoising-loss report
     seed: int = 0
     export_dtype: str = "float16"  # shipped precision (halves the size)
-    model: DenoiserConfig = field(default_factory=DenoiserConfig)
+    # Standardised text and more training at high noise (where the text decides the family; EDM's
+    # p_mean -1.2, p_std 1.2 put 1% of the draws above sigma 5): the first shipped denoiser, trained
+    # with neither, ignored the text.
+    model: DenoiserConfig = field(
+        default_factory=lambda: DenoiserConfig(cond_standardize=True, p_mean=-0.6, p_std=1.4)
+    )
     data: DataConfig = field(default_factory=DataConfig)
 
     @classmethod
@@ -155,8 +160,8 @@ def latent_batch(data: LatentSet, rows: Tensor, step: int, batch: int, seed: int
 
 @torch.no_grad()
 def evaluate(model: EDMDenoiser, data: LatentSet, rows: Tensor, seed: int) -> dict[str, float]:
-    """Held-out EDM loss (in units of sigma_data^2 on x0) at fixed sigmas, with the text and with the
-    null condition: conditioning should lower it."""
+    """Held-out EDM loss (in units of sigma_data^2 on x0) at fixed sigmas, with the clip's caption, with
+    the next clip's ("other") and with the null condition: the caption should give the lowest."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     z = data.latents[rows]
@@ -166,7 +171,8 @@ def evaluate(model: EDMDenoiser, data: LatentSet, rows: Tensor, seed: int) -> di
     for sigma in EVAL_SIGMAS:
         s = torch.full((len(rows),), sigma)
         z_sigma = z + sigma * eps
-        for name, c in (("cond", cond), ("null", model.null_embedding(len(rows)))):
+        conditions = (("cond", cond), ("other", cond.roll(1, 0)), ("null", model.null_embedding(len(rows))))
+        for name, c in conditions:
             x0 = torch.cat(
                 [model(z_sigma[i : i + 32], s[i : i + 32], c[i : i + 32]) for i in range(0, len(rows), 32)]
             )
@@ -228,6 +234,8 @@ def train(
 
     torch.manual_seed(cfg.seed)
     model = EDMDenoiser(cfg.model)
+    if cfg.model.cond_standardize:
+        model.net.set_cond_statistics(data.text[data.caption_ids[train_rows].unique()])
     ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     trainer = Trainer(out, log, model, ema, opt, state)
