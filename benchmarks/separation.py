@@ -50,6 +50,7 @@ from shards import (
     job_key,
     load_records,
     missing_lines,
+    overrides,
     prior_identity,
     run_jobs,
     values_of,
@@ -214,33 +215,6 @@ def run_method(
     est = result.sources[:, 0, :]
     rec = float(sdr(result.mixture_reconstruction[0], mixture[0], filter_length=SDR_FILTER))
     return (*evaluate(est, mix.sources), rec)
-
-
-def overrides(items: Sequence[str] | None, cls: type, option: str) -> dict[str, object]:
-    """``NAME=VALUE`` strings as keyword arguments of the dataclass ``cls``, each value parsed as its
-    field's default type (numbers, strings, booleans; tuples as comma-separated ints)."""
-    defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)}
-    out: dict[str, object] = {}
-    for item in items or ():
-        name, sep, text = item.partition("=")
-        if not sep or name not in defaults:
-            raise ValueError(f"{option} {item!r}: expected NAME=VALUE with NAME among {sorted(defaults)}")
-        default = defaults[name]
-        try:
-            if isinstance(default, bool):
-                if text.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(text)
-                value: object = text.lower() in ("true", "1")
-            elif isinstance(default, tuple):
-                value = tuple(int(v) for v in text.split(","))
-            elif default is None or isinstance(default, float):
-                value = float(text)
-            else:
-                value = type(default)(text)
-        except ValueError:
-            raise ValueError(f"{option} {item!r}: {text!r} is not a valid {name}") from None
-        out[name] = value
-    return out
 
 
 def methods(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSConfig]]:

@@ -10,6 +10,7 @@ and span sessions; ``--report-only`` builds the report from DIR alone.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -189,3 +190,30 @@ def missing_lines(jobs: Sequence[Keyed], records: dict[str, dict]) -> list[str]:
 def values_of(records: Sequence[dict], field: str) -> str:
     """The distinct values of a record field, sorted, for a header ("?" when there are no records)."""
     return ", ".join(str(v) for v in sorted({r[field] for r in records})) or "?"
+
+
+def overrides(items: Sequence[str] | None, cls: type, option: str) -> dict[str, object]:
+    """``NAME=VALUE`` strings as keyword arguments of the dataclass ``cls``, each value parsed as its
+    field's default type (numbers, strings, booleans; tuples as comma-separated ints)."""
+    defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)}
+    out: dict[str, object] = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        if not sep or name not in defaults:
+            raise ValueError(f"{option} {item!r}: expected NAME=VALUE with NAME among {sorted(defaults)}")
+        default = defaults[name]
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                value: object = text.lower() in ("true", "1")
+            elif isinstance(default, tuple):
+                value = tuple(int(v) for v in text.split(","))
+            elif default is None or isinstance(default, float):
+                value = float(text)
+            else:
+                value = type(default)(text)
+        except ValueError:
+            raise ValueError(f"{option} {item!r}: {text!r} is not a valid {name}") from None
+        out[name] = value
+    return out

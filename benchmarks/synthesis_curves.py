@@ -44,6 +44,7 @@ from shards import (
     job_key,
     load_records,
     missing_lines,
+    overrides,
     prior_identity,
     run_jobs,
     values_of,
@@ -88,6 +89,11 @@ def synthesize_config(args: argparse.Namespace, seed: int) -> SynthesizeConfig:
     return SynthesizeConfig(iters=args.iters, lr=args.lr, seed=seed, score_every=args.score_every)
 
 
+def sds_config(args: argparse.Namespace) -> SDSConfig:
+    """The SDS settings of every run: the synthesis defaults with the ``--sds`` overrides."""
+    return SDSConfig(**args.sds_overrides)
+
+
 def job_list(args: argparse.Namespace) -> list[Job]:
     """The full, deterministic job list: renderer, prompt, then seed order."""
     default = scorer_weights_dir() if args.scorer == "embedded" else None
@@ -97,11 +103,11 @@ def job_list(args: argparse.Namespace) -> list[Job]:
         "prior": prior_identity(args.prior, args.model),
         "scorer": weights_identity(args.scorer, args.scorer_weights, default),
         "seconds": args.seconds,
-        "sds": dataclasses.asdict(SDSConfig()),
+        "sds": dataclasses.asdict(sds_config(args)),
     }
     jobs = []
-    for renderer in RENDERERS:
-        for prompt in PROMPTS:
+    for renderer in args.renderers:
+        for prompt in args.prompts:
             for seed in range(args.seed, args.seed + args.seeds):
                 setting = {
                     **fixed,
@@ -135,7 +141,7 @@ def run_one(prior: Prior, scorer: PromptScorer, job: Job, args: argparse.Namespa
     """
     synth = build_renderer(job.renderer, sample_rate=prior.sample_rate, seconds=args.seconds, seed=job.seed)
     result = synthesize(
-        synth, prior, job.prompt, synthesize_config(args, job.seed), SDSConfig(), scorer=scorer
+        synth, prior, job.prompt, synthesize_config(args, job.seed), sds_config(args), scorer=scorer
     )
     rows = [r for r in result.history if not math.isnan(r.get("score", math.nan))]
     init, end = (
@@ -171,9 +177,10 @@ def plot(runs: list[Run], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(RENDERERS), figsize=(6 * len(RENDERERS), 4), sharey=True, squeeze=False)
-    colours = {p: f"C{i}" for i, p in enumerate(PROMPTS)}
-    for ax, renderer in zip(axes[0], RENDERERS, strict=True):
+    renderers = list(dict.fromkeys(r.renderer for r in runs))
+    fig, axes = plt.subplots(1, len(renderers), figsize=(6 * len(renderers), 4), sharey=True, squeeze=False)
+    colours = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(r.prompt for r in runs))}
+    for ax, renderer in zip(axes[0], renderers, strict=True):
         seen: set[str] = set()
         for run in (r for r in runs if r.renderer == renderer):
             label = None if run.prompt in seen else run.prompt
@@ -199,15 +206,13 @@ def report(runs: list[Run]) -> list[str]:
         scores = f"{r.init:.3f} | {r.end:.3f} | {r.end - r.init:+.3f}"
         lines.append(f"| {r.renderer} | {r.prompt} | {r.seed} | {scores} | {rose} |")
     lines += ["", "| renderer | prompt | mean init | mean end | runs that rose |", "|---" * 5 + "|"]
-    for renderer in RENDERERS:
-        for prompt in PROMPTS:
-            group = [r for r in runs if r.renderer == renderer and r.prompt == prompt]
-            if group:
-                rose = sum(r.end > r.init for r in group)
-                lines.append(
-                    f"| {renderer} | {prompt} | {np.mean([r.init for r in group]):.3f} | "
-                    f"{np.mean([r.end for r in group]):.3f} | {rose}/{len(group)} |"
-                )
+    for renderer, prompt in dict.fromkeys((r.renderer, r.prompt) for r in runs):
+        group = [r for r in runs if r.renderer == renderer and r.prompt == prompt]
+        rose = sum(r.end > r.init for r in group)
+        lines.append(
+            f"| {renderer} | {prompt} | {np.mean([r.init for r in group]):.3f} | "
+            f"{np.mean([r.end for r in group]):.3f} | {rose}/{len(group)} |"
+        )
     if not runs:
         return [*lines, ""]
     frac = sum(r.end > r.init for r in runs) / len(runs)
@@ -236,6 +241,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=SynthesizeConfig.lr)
     parser.add_argument("--score-every", type=int, default=10, help="iterations between curve points")
     parser.add_argument("--seconds", type=float, default=1.0, help="rendered length")
+    parser.add_argument(
+        "--sds", nargs="+", metavar="NAME=VALUE", help="SDSConfig fields (default: the synthesis defaults)"
+    )
+    parser.add_argument("--renderers", nargs="+", choices=RENDERERS, default=list(RENDERERS))
+    parser.add_argument("--prompts", nargs="+", default=list(PROMPTS), help="prompts (default: the five)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here too")
     parser.add_argument("--plot", type=Path, default=Path("synthesis_curves.png"), help="PNG of the curves")
@@ -245,6 +255,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--seeds: expected >= 1, got {args.seeds}")
     if args.score_every < 1:
         parser.error(f"--score-every: expected >= 1, got {args.score_every}")
+    try:
+        args.sds_overrides = overrides(args.sds, SDSConfig, "--sds")
+        SDSConfig(**args.sds_overrides)
+    except (TypeError, ValueError) as err:
+        parser.error(str(err))
     check_cache_options(parser, args)
     return args
 
@@ -259,12 +274,16 @@ def markdown(args: argparse.Namespace, jobs: Sequence[Job], records: dict[str, d
     runs = runs_of(jobs, records)
     mine = [records[job.key] for job in jobs if job.key in records]
     plotted = f" Plot: `{args.plot}`." if runs and writes_plot(args) else ""
+    sds = sds_config(args)
     lines = [
         "## Synthesis curves (prompt score over SDS iterations)",
         "",
         f"Command: `{command}`; seeds {args.seed}..{args.seed + args.seeds - 1}; prior {args.prior} "
         f"({values_of(mine, 'sample_rate')} Hz); scorer {args.scorer}; {args.iters} iterations, "
         f"lr {args.lr}; {args.seconds} s renders; {values_of(mine, 'threads')} thread(s).{plotted}",
+        "",
+        f"SDS ({sds.mode}): t in [{sds.t_min:g}, {sds.t_max:g}], CFG {sds.cfg_scale:g}, B = {sds.num_draws}, "
+        f"K = {sds.num_steps}" + (f" (overrides: {' '.join(args.sds)})" if args.sds else "") + ".",
         "",
         *missing_lines(jobs, records),
         *report(runs),

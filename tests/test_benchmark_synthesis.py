@@ -139,3 +139,30 @@ def test_bad_shard_values_are_one_line_argparse_errors(shard: str, capsys: pytes
     assert err.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # usage lines, then one error line
     assert ": error: argument --shard: expected I/N with 0 <= I < N" in last
+
+
+def test_sds_overrides_and_subsets_reach_every_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+
+    def spy(synth, prior, prompt, config, sds, scorer=None):
+        seen.append((type(synth).__name__, prompt, sds))
+        return synthesis_run(synth, prior, prompt, config, sds, scorer=scorer)
+
+    synthesis_run = synthesis.synthesize
+    monkeypatch.setattr(synthesis, "synthesize", spy)
+    extra = ["--sds", "t_min=0.2", "cfg_scale=7.5", "--renderers", "impact", "--prompts", "a dull thud"]
+    out = _run([*ARGS, *extra, "--plot", str(tmp_path / "p.png")], capsys)
+    assert [(name, prompt) for name, prompt, _ in seen] == [("ImpactSynth", "a dull thud")]
+    assert (seen[0][2].t_min, seen[0][2].cfg_scale) == (0.2, 7.5)
+    assert "CFG 7.5" in out and "| impact | a dull thud |" in out and (tmp_path / "p.png").is_file()
+
+    def keys(*more: str) -> set[str]:
+        return {job.key for job in synthesis.job_list(synthesis.parse_args([*ARGS, *more]))}
+
+    assert keys("--sds", "t_min=0.2").isdisjoint(keys())  # another setting is another job
+    for bad in (["--sds", "t_min=high"], ["--sds", "nope=1"], ["--sds", "t_min=0.9", "t_max=0.5"]):
+        with pytest.raises(SystemExit) as err:
+            synthesis.parse_args([*ARGS, *bad])
+        assert err.value.code == 2

@@ -197,4 +197,6 @@ def test_damped_modes_match_the_per_sample_formula(num_samples: int) -> None:
     grads = torch.autograd.grad((fast.double() * weights).sum(), (freq, decay, amp))
     expected = torch.autograd.grad((reference * weights).sum(), (freq, decay, amp))
     for got, want in zip(grads, expected, strict=True):
-        torch.testing.assert_close(got.double(), want.double(), rtol=2e-4, atol=1e-4 * float(want.abs().max()))
+        torch.testing.assert_close(
+            got.double(), want.double(), rtol=2e-4, atol=1e-4 * float(want.abs().max())
+        )
