@@ -684,11 +684,11 @@ def _warm_up(prior: Prior, plan: Plan) -> None:
         run_task(prior, task, 1, 1, plan.synth_seconds, 2, 2)
 
 
-def section_iter(prior: Prior, plan: Plan, prior_name: str) -> str:
+def section_iter(prior: Prior, plan: Plan, prior_name: str, tasks: Sequence[str] = TASKS) -> str:
     _warm_up(prior, plan)
     rows = []
     ratios = []
-    for task in TASKS:
+    for task in tasks:
         seconds = plan.sep_seconds if task == "separate" else plan.synth_seconds
         sources = 2 if task == "separate" else 1
         for draws in plan.draws:
@@ -1057,9 +1057,9 @@ def profile_task(prior: Prior, task: str, plan: Plan) -> tuple[str, float]:
     return text, plain
 
 
-def section_profile(prior: Prior, plan: Plan) -> str:
+def section_profile(prior: Prior, plan: Plan, tasks: Sequence[str] = TASKS) -> str:
     parts = ["## Profile\n"]
-    for task in TASKS:
+    for task in tasks:
         _log(f"profile: {task}")
         text, _ = profile_task(prior, task, plan)
         parts.append(text)
@@ -1101,6 +1101,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's default)")
     p.add_argument("--weights", help="embedded prior weights folder (default: the installed ones)")
     p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS), help="iter and profile tasks")
     return p
 
 
@@ -1136,7 +1137,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(parts), flush=True)
         for section in args.sections:
             if section == "iter":
-                text = section_iter(setup.prior, plan, args.prior)
+                text = section_iter(setup.prior, plan, args.prior, args.tasks)
             elif section == "scale":
                 text, res = section_scale(setup.prior, plan)
                 if args.plot is not None:
@@ -1147,7 +1148,7 @@ def main(argv: list[str] | None = None) -> int:
             elif section == "cli":
                 text = section_cli(setup, plan, workdir, args.threads, args.prior)
             else:
-                text = section_profile(setup.prior, plan)
+                text = section_profile(setup.prior, plan, args.tasks)
             print(text, flush=True)
             parts.append(text)
     parts.append(f"Total benchmark time: {time.perf_counter() - started:.0f} s.\n")
