@@ -5,6 +5,7 @@ and, when the package ships trained weights, that a clip's own caption outranks 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -318,3 +319,11 @@ def test_training_batches_replay_per_step():
     torch.testing.assert_close(targets.sum(dim=1), torch.ones(5))
     torch.testing.assert_close(targets, targets.T)
     assert bool((targets.diagonal() >= 1 - cfg.family_smoothing).all())
+    # noise floors: the same crops, gains and captions, plus white noise 20-30 dB below each row's RMS
+    noisy_cfg = replace(cfg, noise_prob=1.0, noise_floor_db=(-30.0, -20.0))
+    noisy, noisy_text, _ = draw_batch(cache, noisy_cfg, step=3)
+    assert torch.equal(noisy_text, text) and noisy.shape == audio.shape
+    floor_db = 10 * torch.log10((noisy - audio).square().mean(1) / audio.square().mean(1))
+    assert bool(((floor_db > -31) & (floor_db < -19)).all()), floor_db
+    with pytest.raises(ValueError, match="noise_prob"):
+        TrainConfig(noise_prob=1.5)

@@ -70,6 +70,11 @@ class TrainConfig:
     batch: int = 96
     crop_seconds: tuple[float, float] = (0.5, 4.0)  # log-uniform crop length, one per step
     gain_db: tuple[float, float] = (-30.0, 6.0)  # random level (the front end normalises it away)
+    # With probability noise_prob a row gets white noise at a level drawn uniformly in noise_floor_db
+    # below its RMS: renders and decoder outputs carry such floors, the world's clips do not, and the
+    # scorer trained without them lost 19 points of retrieval at -40 dB. 0 reproduces the shipped scorer.
+    noise_prob: float = 0.0
+    noise_floor_db: tuple[float, float] = (-60.0, -20.0)
     family_smoothing: float = 0.1  # target mass spread over same-family pairs (their captions often fit)
     lr: float = 2e-3
     weight_decay: float = 0.02
@@ -83,13 +88,19 @@ class TrainConfig:
     checkpoint_every: int = 250
 
     def __post_init__(self) -> None:
-        for name in ("crop_seconds", "gain_db"):
+        for name in ("crop_seconds", "gain_db", "noise_floor_db"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         lo, hi = self.crop_seconds
         if not 0 < lo <= hi <= self.clip_seconds:
             raise ValueError(
                 f"TrainConfig.crop_seconds: expected 0 < lo <= hi <= {self.clip_seconds}, "
                 f"got {self.crop_seconds}"
+            )
+        if not 0.0 <= self.noise_prob <= 1.0:
+            raise ValueError(f"TrainConfig.noise_prob: expected a value in [0, 1], got {self.noise_prob}")
+        if self.noise_floor_db[0] > self.noise_floor_db[1]:
+            raise ValueError(
+                f"TrainConfig.noise_floor_db: expected (lo, hi) with lo <= hi, got {self.noise_floor_db}"
             )
 
 
@@ -275,7 +286,14 @@ def draw_batch(cache: Cache, cfg: TrainConfig, step: int) -> tuple[torch.Tensor,
         ca = cache.audio[i, a : a + crop].astype(np.float32)
         cb = cache.audio[i, b : b + crop].astype(np.float32)
         rows.append(ca if float(np.square(ca).sum()) >= float(np.square(cb).sum()) else cb)
-    audio = torch.from_numpy(np.stack(rows) * gains[:, None].astype(np.float32))
+    audio = np.stack(rows)
+    if cfg.noise_prob > 0:  # drawn after everything else: noise_prob = 0 replays the batches without it
+        noisy = rng.random(cfg.batch) < cfg.noise_prob
+        level = 10.0 ** (rng.uniform(*cfg.noise_floor_db, size=cfg.batch) / 20.0)
+        rms = np.sqrt(np.square(audio).mean(axis=1))
+        noise = rng.standard_normal(audio.shape).astype(np.float32)
+        audio = audio + (noisy * level * rms).astype(np.float32)[:, None] * noise
+    audio = torch.from_numpy(audio * gains[:, None].astype(np.float32))
     text = torch.from_numpy(cache.caption_emb[captions])
     fam = torch.from_numpy(cache.family[idx])
     same = (fam[:, None] == fam[None, :]).float()
@@ -430,6 +448,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     parser.add_argument("--cache", type=Path, default=None, help="cache folder (default DIR/cache)")
     parser.add_argument(
+        "--noise-prob",
+        type=float,
+        default=TrainConfig.noise_prob,
+        help="share of rows given a white-noise floor (default 0: the shipped scorer's recipe)",
+    )
+    parser.add_argument(
         "--export",
         type=Path,
         default=None,
@@ -444,7 +468,11 @@ def main(argv: list[str] | None = None) -> None:
         path = export(state, args.export)
         print(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB)")
         return
-    train(args.out, TrainConfig(seed=args.seed), args.minutes, args.steps, args.resume, args.cache)
+    try:
+        cfg = TrainConfig(seed=args.seed, noise_prob=args.noise_prob)
+    except ValueError as err:
+        parser.error(str(err))
+    train(args.out, cfg, args.minutes, args.steps, args.resume, args.cache)
 
 
 if __name__ == "__main__":
