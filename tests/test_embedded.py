@@ -438,3 +438,45 @@ def test_diffusion_training_is_seeded_and_exports_a_complete_prior(tmp_path: Pat
     assert not torch.allclose(prior.denoiser.net.cond_std, torch.ones(EMBED_DIM))
     z = prior.encode(torch.zeros(1, 1, 640))
     assert z.shape == (1, 4, 10)
+
+
+def test_set_overrides_reach_nested_config_and_reject_unknown_keys() -> None:
+    from audiosds.training.run import apply_overrides
+
+    base = train_autoencoder.AutoencoderTrainConfig().to_dict()
+    d = apply_overrides(base, ["model.patch=32", "model.high_dilations=[1, 2]", "latent_noise=0.1", "export_dtype=float32"])
+    cfg = train_autoencoder.AutoencoderTrainConfig.from_dict(d)
+    assert cfg.model.patch == 32 and cfg.model.high_dilations == (1, 2)
+    assert cfg.latent_noise == 0.1 and cfg.export_dtype == "float32"
+    assert base["model"]["patch"] == 16  # the input is not modified
+    with pytest.raises(ValueError, match="unknown key 'pach'"):
+        apply_overrides(base, ["model.pach=32"])
+    with pytest.raises(ValueError, match="no section 'modle'"):
+        apply_overrides(base, ["modle.patch=32"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        apply_overrides(base, ["model.patch"])
+
+
+def test_set_on_the_command_line_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        train_diffusion.main(["--out", str(tmp_path), "--autoencoder", str(tmp_path), "--set", "model.chanels=[8]"])
+    assert exc.value.code == 2
+    assert "unknown key 'chanels'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing started
+
+
+def test_latent_noise_is_seeded_and_changes_only_the_decoded_latent() -> None:
+    torch.manual_seed(0)
+    model = Autoencoder(TINY_AE)
+    x = torch.randn(2, 1, 1024) * 0.1
+    loss_cfg = train_autoencoder.LossConfig(windows=(256, 64))
+    step = train_autoencoder.step_generator
+    plain, _ = train_autoencoder.training_step(model, x, loss_cfg, step(0, 5), 5)
+    zero, _ = train_autoencoder.training_step(model, x, loss_cfg, step(0, 5), 5, latent_noise=0.0)
+    noisy, parts = train_autoencoder.training_step(model, x, loss_cfg, step(0, 5), 5, latent_noise=0.5)
+    again, _ = train_autoencoder.training_step(model, x, loss_cfg, step(0, 5), 5, latent_noise=0.5)
+    assert torch.equal(plain, zero)  # off by default: the shipped recipe replays
+    assert torch.equal(noisy, again) and not torch.equal(noisy, plain)
+    # The KL term sees the posterior only, not the extra noise.
+    _, plain_parts = train_autoencoder.training_step(model, x, loss_cfg, step(0, 5), 5)
+    assert parts["kl"] == plain_parts["kl"]

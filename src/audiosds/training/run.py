@@ -290,7 +290,40 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def apply_overrides(config: dict[str, object], items: list[str] | None) -> dict[str, object]:
+    """A copy of a training config dict with ``KEY=VALUE`` overrides applied (``--set`` on the
+    command line). KEY is dotted into nested sections (``model.patch=64``); VALUE is JSON
+    (``64``, ``0.1``, ``[1, 3]``, ``true``), or a bare string when it is not valid JSON.
+
+    Raises:
+        ValueError: an item without ``=`` or a KEY that is not in ``config``.
+    """
+    out = json.loads(json.dumps(config))
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. model.patch=64")
+        *path, last = key.split(".")
+        node = out
+        for part in path:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"--set {item!r}: no section {part!r}; sections: {_sections(node)}")
+            node = node[part]
+        if last not in node:
+            raise ValueError(f"--set {item!r}: unknown key {last!r}; expected one of {sorted(node)}")
+        try:
+            node[last] = json.loads(raw)
+        except json.JSONDecodeError:
+            node[last] = raw
+    return out
+
+
+def _sections(node: dict[str, object]) -> list[str]:
+    return sorted(k for k, v in node.items() if isinstance(v, dict))
+
+
 __all__ = [
+    "apply_overrides",
     "CHECKPOINT",
     "EXPORT_DIR",
     "EMA",

@@ -28,6 +28,7 @@ from torch import Tensor
 from .autoencoder import Autoencoder, AutoencoderConfig, kl_divergence
 from .data import ClipSet, DataConfig, Sampler, audio_batch, load_or_render_cache, render_clips, stream_clips
 from .run import (
+    apply_overrides,
     EMA,
     EXPORT_DIR,
     Budget,
@@ -93,6 +94,10 @@ class AutoencoderTrainConfig:
     # repeats; False: crops of a pre-rendered cache of data.clips clips.
     stream: bool = True
     export_dtype: str = "float16"  # shipped precision (halves the size; ~-66 dB weight rounding)
+    # Gaussian noise added to the sampled latent before decoding, in units of the batch's latent
+    # std: the decoder learns to tolerate the small errors a denoiser's latents carry, and the encoder
+    # to spread information over directions such noise does not wipe out. 0 = plain VAE sampling.
+    latent_noise: float = 0.0
     loss: LossConfig = field(default_factory=LossConfig)
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -160,10 +165,23 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, cfg: LossConfig) -> dict[str, 
 
 
 def training_step(
-    model: Autoencoder, x: Tensor, cfg: LossConfig, generator: torch.Generator, step: int
+    model: Autoencoder,
+    x: Tensor,
+    cfg: LossConfig,
+    generator: torch.Generator,
+    step: int,
+    latent_noise: float = 0.0,
 ) -> tuple[Tensor, dict[str, float]]:
-    """Total loss of one batch at ``step`` (posterior noise from ``generator``) and its parts."""
-    x_hat, mean, log_std = model(x, generator)
+    """Total loss of one batch at ``step`` (posterior noise, and ``latent_noise`` x the latents' std
+    of extra noise, from ``generator``) and its parts."""
+    if latent_noise > 0:
+        mean, log_std = model.posterior(x)
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        extra = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        z = mean + log_std.exp() * eps + latent_noise * mean.detach().std() * extra
+        x_hat = model.decode(z)[..., : x.shape[-1]]
+    else:
+        x_hat, mean, log_std = model(x, generator)
     terms = reconstruction_loss(x_hat, x, cfg)
     terms["kl"] = kl_divergence(mean, log_std)
     total = (
@@ -249,7 +267,7 @@ def train(
             x = audio_batch(fresh, step, cfg.batch, cfg.crop, cfg.seed, cfg.gain_db, every_clip=True)
         else:
             x = audio_batch(clips, step, cfg.batch, cfg.crop, cfg.seed, cfg.gain_db)
-        return training_step(model, x, cfg.loss, step_generator(cfg.seed, step), step)
+        return training_step(model, x, cfg.loss, step_generator(cfg.seed, step), step, cfg.latent_noise)
 
     history = trainer.run(
         Schedule.of(cfg),
@@ -290,6 +308,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--threads", type=int, default=2, help="torch CPU threads (fixed: results depend on it; default 2)"
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config entry (repeatable; dotted keys, JSON values), e.g. --set model.patch=64",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.export_only:
@@ -304,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             "data": {**base.to_dict()["data"], "seed": args.seed, "clips": args.clips or base.data.clips},
         }
     )
+    try:
+        cfg = type(cfg).from_dict(apply_overrides(cfg.to_dict(), args.overrides))
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
     train(cfg, args.out, resume=args.resume, minutes=args.minutes, cache=args.cache)
 
 

@@ -34,6 +34,7 @@ from torch import Tensor
 from .data import CACHE_DIR, ClipSet, DataConfig, Sampler, load_or_render_cache
 from .denoiser import DenoiserConfig, EDMDenoiser, edm_coefficients, edm_loss
 from .run import (
+    apply_overrides,
     EMA,
     EXPORT_DIR,
     Budget,
@@ -307,6 +308,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--threads", type=int, default=2, help="torch CPU threads (fixed: results depend on it; default 2)"
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config entry (repeatable; dotted keys, JSON values), e.g. --set model.patch=64",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.export_only:
@@ -321,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             "data": {**base.to_dict()["data"], "seed": args.seed, "clips": args.clips or base.data.clips},
         }
     )
+    try:
+        cfg = type(cfg).from_dict(apply_overrides(cfg.to_dict(), args.overrides))
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
     train(cfg, args.out, args.autoencoder, resume=args.resume, minutes=args.minutes, cache=args.cache)
 
 
