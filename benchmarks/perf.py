@@ -75,7 +75,7 @@ from audiosds.priors.base import Prior, expand_rows
 from audiosds.sds import SDSConfig, surrogate_loss
 from audiosds.spectral import DEFAULT_WINDOWS, multiscale_spectral_loss, stft_magnitudes
 from audiosds.tasks.separate import SeparateConfig, separate
-from audiosds.tasks.synthesize import SynthesizeConfig, synthesize
+from audiosds.tasks.synthesize import SynthesizeConfig, synthesis_sds, synthesize
 
 PRIORS = ("embedded", "analytic", "sao-shaped")
 SECTIONS = ("iter", "scale", "stft", "cli", "profile")
@@ -1002,7 +1002,7 @@ def profile_task(prior: Prior, task: str, plan: Plan) -> tuple[str, float]:
         stamps[it] = time.perf_counter()
 
     iters = edges[3]
-    sds = SDSConfig()
+    sds = synthesis_sds() if task in ("fm", "impact") else SDSConfig()
     if task in ("fm", "impact"):
         renderer = renderers.build(task, sample_rate=prior.sample_rate, seconds=plan.synth_seconds)
         synthesize(renderer, prior, SYNTH_PROMPT, SynthesizeConfig(iters=iters), sds, progress=on_step)

@@ -56,7 +56,7 @@ from audiosds.renderers import build as build_renderer
 from audiosds.scorer import PromptScorer, build_scorer
 from audiosds.scorer import default_weights_dir as scorer_weights_dir
 from audiosds.sds import SDSConfig
-from audiosds.tasks.synthesize import SynthesizeConfig, synthesize
+from audiosds.tasks.synthesize import SynthesizeConfig, synthesis_sds, synthesize
 
 RENDERERS = ("fm", "impact")
 PROMPTS = (
@@ -91,7 +91,7 @@ def synthesize_config(args: argparse.Namespace, seed: int) -> SynthesizeConfig:
 
 def sds_config(args: argparse.Namespace) -> SDSConfig:
     """The SDS settings of every run: the synthesis defaults with the ``--sds`` overrides."""
-    return SDSConfig(**args.sds_overrides)
+    return synthesis_sds(**args.sds_overrides)
 
 
 def job_list(args: argparse.Namespace) -> list[Job]:
@@ -257,7 +257,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--score-every: expected >= 1, got {args.score_every}")
     try:
         args.sds_overrides = overrides(args.sds, SDSConfig, "--sds")
-        SDSConfig(**args.sds_overrides)
+        synthesis_sds(**args.sds_overrides)
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     check_cache_options(parser, args)

@@ -55,6 +55,11 @@ def test_config_yaml_reruns_to_identical_bytes(tmp_path, capsys):
     assert code == 0, err
     saved = yaml.safe_load((first / "config.yaml").read_text())
     assert saved["prompt"] == "a bright bell" and saved["synthesize"]["seed"] == 7
+    # synthesis' own SDS defaults (benchmarked), recorded so the rerun below replays them
+    from audiosds.tasks.synthesize import SYNTHESIS_SDS
+
+    assert {k: saved["sds"][k] for k in SYNTHESIS_SDS} == SYNTHESIS_SDS
+    assert saved["sds"]["mode"] == "spectral"
     code, err = run(capsys, "fm", "--config", first / "config.yaml", "--quiet", "-o", second)
     assert code == 0, err
     assert (first / "audio.wav").read_bytes() == (second / "audio.wav").read_bytes()

@@ -71,3 +71,16 @@ def test_synthesize_validates_its_inputs(prior):
         SynthesizeConfig(iters=0)
     with pytest.raises(ValueError, match="lr"):
         SynthesizeConfig(lr=float("nan"))
+
+
+def test_default_sds_is_synthesis_own_and_history_shows_its_range(prior):
+    from audiosds.tasks.synthesize import SYNTHESIS_SDS, synthesis_sds
+
+    sds = synthesis_sds()
+    assert (sds.mode, sds.t_min, sds.t_max, sds.cfg_scale) == ("spectral", 0.15, 0.6, 7.5)
+    assert synthesis_sds(cfg_scale=2.0).cfg_scale == 2.0 and synthesis_sds(cfg_scale=2.0).mode == "spectral"
+    assert SYNTHESIS_SDS["mode"] == "spectral"  # the module constant is what the CLI records
+    result = synthesize(FreeWave(num_samples=256), prior, "rain", SynthesizeConfig(iters=20, seed=2))
+    low, high = float(prior.sigma_of_t(torch.tensor(0.15))), float(prior.sigma_of_t(torch.tensor(0.6)))
+    sigmas = [r["sigma"] for r in result.history]
+    assert all(low * (1 - 1e-5) <= s <= high * (1 + 1e-5) for s in sigmas)  # t drawn in [0.15, 0.6]

@@ -200,6 +200,7 @@ def _layered_config(
 def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
     """The fm / impact run's settings."""
     from .priors import DEFAULT_PRIOR
+    from .tasks.synthesize import SYNTHESIS_SDS
 
     defaults: dict[str, Any] = {
         "command": args.command,
@@ -210,7 +211,7 @@ def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
         "prior": {"name": DEFAULT_PRIOR},
         "renderer": {},
         "synthesize": {},
-        "sds": {},
+        "sds": dict(SYNTHESIS_SDS),
         "loop": {},
     }
     flags = {
