@@ -9,6 +9,7 @@ prior loads.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import math
@@ -318,11 +319,23 @@ def apply_overrides(config: dict[str, object], items: list[str] | None) -> dict[
     return out
 
 
+def add_override_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable) on a training script's parser; see :func:`apply_overrides`."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config entry (repeatable; dotted keys, JSON values), e.g. --set model.patch=64",
+    )
+
+
 def _sections(node: dict[str, object]) -> list[str]:
     return sorted(k for k, v in node.items() if isinstance(v, dict))
 
 
 __all__ = [
+    "add_override_argument",
     "apply_overrides",
     "CHECKPOINT",
     "EXPORT_DIR",

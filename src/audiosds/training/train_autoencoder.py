@@ -28,6 +28,7 @@ from torch import Tensor
 from .autoencoder import Autoencoder, AutoencoderConfig, kl_divergence
 from .data import ClipSet, DataConfig, Sampler, audio_batch, load_or_render_cache, render_clips, stream_clips
 from .run import (
+    add_override_argument,
     apply_overrides,
     EMA,
     EXPORT_DIR,
@@ -308,13 +309,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--threads", type=int, default=2, help="torch CPU threads (fixed: results depend on it; default 2)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a config entry (repeatable; dotted keys, JSON values), e.g. --set model.patch=64",
-    )
+    add_override_argument(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.export_only:
