@@ -248,7 +248,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prompts", nargs="+", default=list(PROMPTS), help="prompts (default: the five)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here too")
-    parser.add_argument("--plot", type=Path, default=Path("synthesis_curves.png"), help="PNG of the curves")
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="PNG of the curves (default: beside --out, else ./synthesis_curves.png)"
+    )
     add_cache_options(parser)
     args = parser.parse_args(argv)
     if args.seeds < 1:
@@ -261,6 +263,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     check_cache_options(parser, args)
+    if args.plot is None:
+        args.plot = args.out.with_suffix(".png") if args.out is not None else Path("synthesis_curves.png")
     return args
 
 

@@ -166,3 +166,10 @@ def test_sds_overrides_and_subsets_reach_every_run(
         with pytest.raises(SystemExit) as err:
             synthesis.parse_args([*ARGS, *bad])
         assert err.value.code == 2
+
+
+def test_default_plot_goes_beside_the_report_not_into_the_working_directory(tmp_path: Path) -> None:
+    args = synthesis.parse_args(["--out", str(tmp_path / "runs" / "report.md")])
+    assert args.plot == tmp_path / "runs" / "report.png"
+    assert synthesis.parse_args([]).plot == Path("synthesis_curves.png")
+    assert synthesis.parse_args(["--plot", str(tmp_path / "x.png")]).plot == tmp_path / "x.png"
