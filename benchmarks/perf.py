@@ -1002,16 +1002,19 @@ def profile_task(prior: Prior, task: str, plan: Plan) -> tuple[str, float]:
         stamps[it] = time.perf_counter()
 
     iters = edges[3]
-    sds = synthesis_sds() if task in ("fm", "impact") else SDSConfig()
     if task in ("fm", "impact"):
         renderer = renderers.build(task, sample_rate=prior.sample_rate, seconds=plan.synth_seconds)
-        synthesize(renderer, prior, SYNTH_PROMPT, SynthesizeConfig(iters=iters), sds, progress=on_step)
+        synthesize(
+            renderer, prior, SYNTH_PROMPT, SynthesizeConfig(iters=iters), synthesis_sds(), progress=on_step
+        )
         clip = plan.synth_seconds
     else:
         n = round(plan.sep_seconds * prior.sample_rate)
         mixture = make_mixture(2, n, prior.sample_rate)
         config = SeparateConfig(iters=iters, max_seconds=max(SeparateConfig.max_seconds, plan.sep_seconds))
-        separate(mixture, prior.sample_rate, prior, list(SOURCE_PROMPTS[:2]), config, sds, progress=on_step)
+        separate(
+            mixture, prior.sample_rate, prior, list(SOURCE_PROMPTS[:2]), config, SDSConfig(), progress=on_step
+        )
         clip = plan.sep_seconds
     plain = (stamps[edges[1] - 1] - stamps[edges[0] - 1]) / k
     profiled = (stamps[edges[2] - 1] - stamps[edges[1] - 1]) / k

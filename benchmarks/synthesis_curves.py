@@ -249,7 +249,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here too")
     parser.add_argument(
-        "--plot", type=Path, default=None, help="PNG of the curves (default: beside --out, else ./synthesis_curves.png)"
+        "--plot",
+        type=Path,
+        default=None,
+        help="PNG of the curves (default: beside --out, else ./synthesis_curves.png)",
     )
     add_cache_options(parser)
     args = parser.parse_args(argv)

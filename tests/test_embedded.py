@@ -444,7 +444,9 @@ def test_set_overrides_reach_nested_config_and_reject_unknown_keys() -> None:
     from audiosds.training.run import apply_overrides
 
     base = train_autoencoder.AutoencoderTrainConfig().to_dict()
-    d = apply_overrides(base, ["model.patch=32", "model.high_dilations=[1, 2]", "latent_noise=0.1", "export_dtype=float32"])
+    d = apply_overrides(
+        base, ["model.patch=32", "model.high_dilations=[1, 2]", "latent_noise=0.1", "export_dtype=float32"]
+    )
     cfg = train_autoencoder.AutoencoderTrainConfig.from_dict(d)
     assert cfg.model.patch == 32 and cfg.model.high_dilations == (1, 2)
     assert cfg.latent_noise == 0.1 and cfg.export_dtype == "float32"
@@ -459,7 +461,9 @@ def test_set_overrides_reach_nested_config_and_reject_unknown_keys() -> None:
 
 def test_set_on_the_command_line_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exc:
-        train_diffusion.main(["--out", str(tmp_path), "--autoencoder", str(tmp_path), "--set", "model.chanels=[8]"])
+        train_diffusion.main(
+            ["--out", str(tmp_path), "--autoencoder", str(tmp_path), "--set", "model.chanels=[8]"]
+        )
     assert exc.value.code == 2
     assert "unknown key 'chanels'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing started

@@ -258,8 +258,12 @@ class Autoencoder(nn.Module):
             raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
         return self.decoder(z)
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Training pass: sample z ~ q(z | x) with ``generator`` and decode it.
+    def forward(
+        self, x: Tensor, generator: torch.Generator | None = None, latent_noise: float = 0.0
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Training pass: sample z ~ q(z | x) with ``generator`` and decode it. ``latent_noise`` > 0
+        adds Gaussian noise of that many latent stds (of the batch) to z first, drawn after the
+        posterior noise, so 0 leaves the generator's stream as it was.
 
         Returns:
             (x_hat cropped to N samples, mean, log_std).
@@ -269,7 +273,11 @@ class Autoencoder(nn.Module):
         """
         mean, log_std = self.posterior(x)
         eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        x_hat = self.decode(mean + log_std.exp() * eps)
+        z = mean + log_std.exp() * eps
+        if latent_noise > 0:
+            extra = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+            z = z + latent_noise * mean.detach().std() * extra
+        x_hat = self.decode(z)
         return x_hat[..., : x.shape[-1]], mean, log_std
 
 

@@ -28,13 +28,13 @@ from torch import Tensor
 from .autoencoder import Autoencoder, AutoencoderConfig, kl_divergence
 from .data import ClipSet, DataConfig, Sampler, audio_batch, load_or_render_cache, render_clips, stream_clips
 from .run import (
-    add_override_argument,
-    apply_overrides,
     EMA,
     EXPORT_DIR,
     Budget,
     Schedule,
     Trainer,
+    add_override_argument,
+    apply_overrides,
     export_weights,
     load_checkpoint,
     open_run,
@@ -175,14 +175,7 @@ def training_step(
 ) -> tuple[Tensor, dict[str, float]]:
     """Total loss of one batch at ``step`` (posterior noise, and ``latent_noise`` x the latents' std
     of extra noise, from ``generator``) and its parts."""
-    if latent_noise > 0:
-        mean, log_std = model.posterior(x)
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        extra = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        z = mean + log_std.exp() * eps + latent_noise * mean.detach().std() * extra
-        x_hat = model.decode(z)[..., : x.shape[-1]]
-    else:
-        x_hat, mean, log_std = model(x, generator)
+    x_hat, mean, log_std = model(x, generator, latent_noise)
     terms = reconstruction_loss(x_hat, x, cfg)
     terms["kl"] = kl_divergence(mean, log_std)
     total = (

@@ -34,14 +34,14 @@ from torch import Tensor
 from .data import CACHE_DIR, ClipSet, DataConfig, Sampler, load_or_render_cache
 from .denoiser import DenoiserConfig, EDMDenoiser, edm_coefficients, edm_loss
 from .run import (
-    add_override_argument,
-    apply_overrides,
     EMA,
     EXPORT_DIR,
     Budget,
     RunLog,
     Schedule,
     Trainer,
+    add_override_argument,
+    apply_overrides,
     export_weights,
     load_checkpoint,
     open_run,
