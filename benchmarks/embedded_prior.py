@@ -296,15 +296,15 @@ def autoencoder_section(
 # (b) generation
 
 
-def _generation_prompts(seed: int, per_family: int) -> list[tuple[str, str, int]]:
-    """(family, held-out prompt, sampler seed) for every family, ``per_family`` each."""
+def _generation_prompts(seed: int, per_family: int, split: str = "heldout") -> list[tuple[str, str, int]]:
+    """(family, prompt, sampler seed) for every family, ``per_family`` each, phrased as in ``split``."""
     jobs = []
     for fi, family in enumerate(FAMILIES):
         for i in range(per_family):
             rng = np.random.default_rng(_seed(seed, 0xCA, fi, i))
             attributes = {axis: AXES[axis][int(rng.integers(2))] for axis in FAMILIES[family].attributes}
             jobs.append(
-                (family, make_caption(family, attributes, rng, split="heldout"), _seed(seed, 0x6E, fi, i))
+                (family, make_caption(family, attributes, rng, split=split), _seed(seed, 0x6E, fi, i))
             )
     return jobs
 
@@ -342,7 +342,7 @@ def generation_section(
 ) -> None:
     """Clips generated from held-out phrasings, assigned to families by the judge and the scorer."""
     families = list(FAMILIES)
-    jobs = _generation_prompts(args.seed, args.gen_per_family)
+    jobs = _generation_prompts(args.seed, args.gen_per_family, args.caption_split)
     start = time.monotonic()
     bar = _progress(len(jobs), "generation")
     audio = []
@@ -361,7 +361,7 @@ def generation_section(
         by["scorer"] = _scorer_labels(scorer, audio_array, prior.sample_rate, prompts)
 
     report(
-        "## (b) Generation from held-out phrasings\n",
+        f"## (b) Generation from {'held-out' if args.caption_split == 'heldout' else 'training'} phrasings\n",
         f"{args.gen_per_family} prompts x {len(families)} families, {args.seconds:g} s, "
         f"{args.method} {args.steps} steps, cfg {args.cfg:g}; {gen_seconds:.0f} s "
         f"({gen_seconds / len(jobs):.2f} s per clip).\n",
@@ -470,6 +470,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clips-per-family", type=int, default=10, help="(a) held-out clips per family")
     parser.add_argument("--batch", type=int, default=8, help="(a) clips per encode/decode call")
     parser.add_argument("--gen-per-family", type=int, default=10, help="(b) generated clips per family")
+    parser.add_argument(
+        "--caption-split",
+        default="heldout",
+        choices=("heldout", "train"),
+        help="(b) prompt phrasings: held-out (the target) or the denoiser's training ones (a diagnostic)",
+    )
     parser.add_argument("--scorer-phrasings", type=int, default=4, help="(b) class prompts per family")
     parser.add_argument("--attribute-seeds", type=int, default=10, help="(c) seeds per prompt pair")
     parser.add_argument("--steps", type=int, default=30, help="sampler steps")

@@ -1,7 +1,7 @@
-"""Why does an embedded prior generate what it generates? Two diagnostics of its weights.
+"""Why does an embedded prior generate what it generates? Three diagnostics of its weights.
 
     python benchmarks/prior_diagnostics.py [--weights DIR] [--seed 0] [--threads 1]
-        [--sections fragility sdedit] [--out FILE.md]
+        [--sections fragility sdedit bands] [--out FILE.md]
 
 * ``fragility``: held-out world clips are encoded, Gaussian noise of 0-20% of the latents'
   std (sigma_data) is added to the latents, and the decoded audio is scored: SI-SDR against the
@@ -12,6 +12,10 @@
   another family drawn at random. The judge then says how often the result is still the clip's
   family and how often it is the prompted one: a well-conditioned prior keeps its family under
   its own prompt at small sigma, and follows another family's prompt at large sigma.
+* ``bands``: the same clips encoded and decoded with no noise; per family and frequency band,
+  the energy of the reconstruction relative to the original's (dB, 0 = kept, -20 = a tenth of
+  the amplitude lost). Bands holding under 1% of a family's energy are left blank. An
+  autoencoder that low-passes its input shows it here before any judge does.
 
 The judge is ``benchmarks/judge.py`` (nearest centroid on spectral features, fitted on other
 held-out world clips). Prints markdown; ``--out`` also writes it.
@@ -37,10 +41,59 @@ from audiosds.training.train_scorer import class_prompts
 from audiosds.world import FAMILIES
 from audiosds.world.dataset import sample_clips
 
-SECTIONS = ("fragility", "sdedit")
+SECTIONS = ("fragility", "sdedit", "bands")
 NOISE_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.2)  # latent noise std / sigma_data
 SDEDIT_SIGMAS = (0.3, 1.0, 3.0, 10.0)
 SECONDS = 2.0
+BAND_EDGES_HZ = (0, 500, 1000, 2000, 3000, 4000, 6000, 8000)
+BAND_MIN_SHARE = 0.01  # bands with less of a family's energy are not reported
+BAND_WINDOW = 1024
+
+
+def band_energies(x: torch.Tensor, sample_rate: int, edges: Sequence[float]) -> torch.Tensor:
+    """Energy per band summed over time, per clip (Hann STFT of ``BAND_WINDOW`` samples, hop / 4).
+    The last band includes Nyquist.
+
+    Shape:
+        x (B, N) -> (B, len(edges) - 1)
+    """
+    window = torch.hann_window(BAND_WINDOW, dtype=x.dtype)
+    power = torch.stft(x, BAND_WINDOW, BAND_WINDOW // 4, window=window, return_complex=True).abs().square()
+    freqs = torch.arange(power.shape[1], dtype=x.dtype) * sample_rate / BAND_WINDOW
+    columns = []
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        last = i == len(edges) - 2
+        inside = (freqs >= lo) & ((freqs <= hi) if last else (freqs < hi))
+        columns.append(power[:, inside].sum(dim=(1, 2)))
+    return torch.stack(columns, dim=1)
+
+
+def bands(prior: EmbeddedPrior, x: torch.Tensor, families: list[str]) -> list[str]:
+    edges = [e for e in BAND_EDGES_HZ if e < prior.sample_rate / 2] + [prior.sample_rate / 2]
+    names = [f"{lo / 1000:g}-{hi / 1000:g} kHz" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    with torch.inference_mode():
+        y = prior.decode(prior.encode(x))[..., : x.shape[-1]]
+    original, rebuilt = (
+        band_energies(x[:, 0], prior.sample_rate, edges),
+        band_energies(y[:, 0], prior.sample_rate, edges),
+    )
+    lines = [
+        "## Reconstruction energy per band\n",
+        "dB, reconstruction vs original; blank: the band holds < 1% of the family's energy.\n",
+        "| family | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    groups = [(f, [i for i, g in enumerate(families) if g == f]) for f in dict.fromkeys(families)]
+    groups.append(("**all**", list(range(len(families)))))
+    for name, rows in groups:
+        e_x, e_y = original[rows].sum(dim=0), rebuilt[rows].sum(dim=0)
+        share = e_x / e_x.sum()
+        cells = [
+            f"{10 * torch.log10(b / a).item():+.1f}" if s >= BAND_MIN_SHARE else ""
+            for a, b, s in zip(e_x, e_y.clamp_min(1e-20), share, strict=True)
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def fragility(prior: EmbeddedPrior, judge, x: torch.Tensor, families: list[str], seed: int) -> list[str]:
@@ -107,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         prior = EmbeddedPrior(EmbeddedConfig(weights_dir=args.weights)).freeze()
     except EmbeddedWeightsError as err:
         sys.exit(f"error: {err}")
-    judge = fit_world_judge(20, SECONDS, prior.sample_rate, seed=args.seed + 1)
+    needs_judge = bool({"fragility", "sdedit"} & set(args.sections))
+    judge = fit_world_judge(20, SECONDS, prior.sample_rate, seed=args.seed + 1) if needs_judge else None
     clips = sample_clips("heldout", args.clips, SECONDS, prior.sample_rate, seed=args.seed + 3)
     x = torch.from_numpy(np.stack([c.audio for c in clips]))[:, None]
     families = [c.family for c in clips]
@@ -121,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         lines += [*fragility(prior, judge, x, families, args.seed), ""]
     if "sdedit" in args.sections:
         lines += [*sdedit(prior, judge, x, families, args.seed), ""]
+    if "bands" in args.sections:
+        lines += [*bands(prior, x, families), ""]
     lines.append(f"Total time {time.monotonic() - start:.0f} s.")
     text = "\n".join(lines) + "\n"
     print(text)

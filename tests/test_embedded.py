@@ -469,6 +469,34 @@ def test_set_on_the_command_line_is_one_clear_error(tmp_path: Path, capsys: pyte
     assert not any(tmp_path.iterdir())  # nothing started
 
 
+def test_preemphasis_weighs_high_frequency_errors_more() -> None:
+    """With pre-emphasis, a missing 4 kHz partial costs more than a missing 100 Hz partial of the same
+    level; without it the two cost about the same waveform error. 0 is the plain loss, out of range
+    is refused."""
+    t = torch.arange(8192) / SR
+    env = torch.hann_window(8192, periodic=False) * 0.1
+    low, high = ((env * torch.sin(2 * math.pi * f * t)).view(1, 1, -1) for f in (100.0, 4000.0))
+    x = low + high
+    plain = train_autoencoder.LossConfig(windows=(512,))
+    emph = replace(plain, preemphasis=0.9)
+    plain_ratio = (
+        train_autoencoder.reconstruction_loss(low, x, plain)["wave"]
+        / (train_autoencoder.reconstruction_loss(high, x, plain)["wave"])
+    )
+    emph_ratio = (
+        train_autoencoder.reconstruction_loss(low, x, emph)["wave"]
+        / (train_autoencoder.reconstruction_loss(high, x, emph)["wave"])
+    )
+    assert 0.7 < float(plain_ratio) < 1.4  # low = x - high: the high partial is the error, and vice versa
+    assert float(emph_ratio) > 5 * float(plain_ratio)
+    assert all(float(v) == 0.0 for v in train_autoencoder.reconstruction_loss(x, x, emph).values())
+    y = train_autoencoder.preemphasize(x, 0.9)
+    torch.testing.assert_close(y[..., 1:], x[..., 1:] - 0.9 * x[..., :-1])
+    assert float(y[..., 0]) == float(x[..., 0])
+    with pytest.raises(ValueError, match="preemphasis"):
+        train_autoencoder.LossConfig(preemphasis=1.0)
+
+
 def test_latent_noise_is_seeded_and_changes_only_the_decoded_latent() -> None:
     torch.manual_seed(0)
     model = Autoencoder(TINY_AE)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .autoencoder import Autoencoder, AutoencoderConfig, kl_divergence
@@ -63,8 +64,13 @@ class LossConfig:
     fine_log_floor: float = 1e-3
     fine_ramp: tuple[int, int] = (2000, 6000)
     kl: float = 1e-3  # KL(q(z|x) || N(0, I)), mean per latent element
+    # Pre-emphasis coefficient a: every term compares y[n] = x[n] - a x[n-1] of both signals, which
+    # weighs 4 kHz ~23 dB above 100 Hz at a = 0.9. 0 = plain (the shipped autoencoder's loss).
+    preemphasis: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.preemphasis < 1.0:
+            raise ValueError(f"LossConfig.preemphasis: expected a value in [0, 1), got {self.preemphasis!r}")
         object.__setattr__(self, "windows", tuple(self.windows))
         object.__setattr__(self, "fine_ramp", tuple(self.fine_ramp))
 
@@ -119,6 +125,15 @@ class AutoencoderTrainConfig:
         return json.loads(json.dumps(d))
 
 
+def preemphasize(x: Tensor, a: float) -> Tensor:
+    """``y[n] = x[n] - a x[n-1]`` with ``x[-1] = 0``.
+
+    Shape:
+        x (B, 1, N) -> (B, 1, N)
+    """
+    return x - a * F.pad(x[..., :-1], (1, 0))
+
+
 def complex_stft(x: Tensor, size: int) -> Tensor:
     """Normalised complex STFT (Hann, hop size/4, centred) as real pairs.
 
@@ -150,6 +165,8 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, cfg: LossConfig) -> dict[str, 
     Shape:
         x_hat (B, 1, N), x (B, 1, N) -> dict of ()
     """
+    if cfg.preemphasis:
+        x_hat, x = preemphasize(x_hat, cfg.preemphasis), preemphasize(x, cfg.preemphasis)
     scale = x.square().mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(RMS_FLOOR)  # (B, 1, 1)
     e, r = (x_hat / scale)[:, 0], (x / scale)[:, 0]
     zero = e.new_zeros(())
