@@ -16,6 +16,12 @@
   the energy of the reconstruction relative to the original's (dB, 0 = kept, -20 = a tenth of
   the amplitude lost). Bands holding under 1% of a family's energy are left blank. An
   autoencoder that low-passes its input shows it here before any judge does.
+* ``moments``: where the family lives in the latent. The share of the latents' variance that
+  family means explain (one-way ANOVA, between-family over total sum of squares), for the latent
+  itself per (channel, frame), for its time mean per channel, and for the log RMS per channel (a
+  second moment: the energy envelope). With F families and n clips a share of (F - 1) / (n - 1)
+  is what no family effect at all gives. A family that shows only in second moments is invisible
+  to a denoiser's posterior mean at high noise, where the text should decide.
 
 The judge is ``benchmarks/judge.py`` (nearest centroid on spectral features, fitted on other
 held-out world clips). Prints markdown; ``--out`` also writes it.
@@ -41,7 +47,7 @@ from audiosds.training.train_scorer import class_prompts
 from audiosds.world import FAMILIES
 from audiosds.world.dataset import sample_clips
 
-SECTIONS = ("fragility", "sdedit", "bands")
+SECTIONS = ("fragility", "sdedit", "bands", "moments")
 NOISE_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.2)  # latent noise std / sigma_data
 SDEDIT_SIGMAS = (0.3, 1.0, 3.0, 10.0)
 SECONDS = 2.0
@@ -143,6 +149,41 @@ def sdedit(prior: EmbeddedPrior, judge, x: torch.Tensor, families: list[str], se
     return lines
 
 
+def between_share(values: np.ndarray, labels: Sequence[str]) -> float:
+    """Between-group over total sum of squares of ``values`` (n, ...) grouped by ``labels`` (n,),
+    summed over the trailing axes."""
+    labels = np.asarray(labels)
+    grand = values.mean(axis=0)
+    total = float(((values - grand) ** 2).sum())
+    between = sum(
+        float(((values[labels == g].mean(axis=0) - grand) ** 2).sum()) * int((labels == g).sum())
+        for g in np.unique(labels)
+    )
+    return between / total
+
+
+def moments(prior: EmbeddedPrior, x: torch.Tensor, families: list[str]) -> list[str]:
+    with torch.inference_mode():
+        z = torch.cat([prior.encode(x[i : i + 32]) for i in range(0, len(x), 32)]).double().numpy()
+    n, groups = len(families), len(set(families))
+    log_rms = 0.5 * np.log((z**2).mean(axis=-1) + 1e-12)  # (n, D)
+    rows = [
+        ("latent value per (channel, frame)", between_share(z, families)),
+        ("time mean per channel", between_share(z.mean(axis=-1), families)),
+        ("log RMS per channel (second moment)", between_share(log_rms, families)),
+    ]
+    energy_in_mean = float((z.mean(axis=-1) ** 2).sum() * z.shape[-1] / (z**2).sum())
+    return [
+        "## Where the family lives in the latent\n",
+        f"{n} clips, {groups} families; share of variance explained by the family (chance level "
+        f"(F - 1) / (n - 1) = {(groups - 1) / (n - 1):.1%}). The time mean holds {energy_in_mean:.1%} of "
+        "the latents' energy.\n",
+        "| statistic | share explained by the family |",
+        "|---|---|",
+        *(f"| {name} | {share:.1%} |" for name, share in rows),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", default=None, help="embedded prior weights folder (default: shipped)")
@@ -177,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         lines += [*sdedit(prior, judge, x, families, args.seed), ""]
     if "bands" in args.sections:
         lines += [*bands(prior, x, families), ""]
+    if "moments" in args.sections:
+        lines += [*moments(prior, x, families), ""]
     lines.append(f"Total time {time.monotonic() - start:.0f} s.")
     text = "\n".join(lines) + "\n"
     print(text)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,3 +60,39 @@ def test_bands_report_what_the_autoencoder_keeps(high_gain: float, expected_db: 
     assert abs(float(cells[0])) < 0.05  # 0-0.5 kHz: kept
     assert abs(float(cells[5]) - expected_db) < 0.1  # 4-6 kHz
     assert cells[1] == cells[2] == ""  # bands with no energy stay blank
+
+
+def test_prior_prompt_scores_reports_generated_and_initial_scores(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "benchmarks_prior_prompt_scores", _DIR / "prior_prompt_scores.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "scores.md"
+    module.main(
+        ["--prior", "analytic", "--prompts", "a bell", "glass breaking", "--clips", "2", "--renders", "1"]
+        + ["--steps", "2", "--seconds", "0.5", "--out", str(out)]
+    )
+    rows = [
+        line for line in out.read_text().splitlines() if line.startswith(("| a bell", "| glass breaking"))
+    ]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        mean, lo, hi = (
+            float(v) for v in re.fullmatch(r"(-?[\d.]+) \((-?[\d.]+)-(-?[\d.]+)\)", cells[1]).groups()
+        )
+        assert -1.0 <= lo <= mean <= hi <= 1.0  # two generated clips: their mean lies between them
+        assert len(cells) == 4 and all(-1.0 <= float(v) <= 1.0 for v in cells[2:])  # FM and impact inits
+
+
+def test_between_share_is_anova_between_over_total() -> None:
+    rng = np.random.default_rng(0)
+    labels = [f"f{i % 4}" for i in range(400)]
+    noise = rng.standard_normal((400, 3, 5))
+    share = diagnostics.between_share(noise, labels)
+    assert abs(share - 3 / 399) < 0.01  # no family effect: about (F - 1) / (n - 1)
+    offsets = np.array([[0.0], [3.0], [-3.0], [6.0]])[[i % 4 for i in range(400)]][:, :, None]  # (400, 1, 1)
+    assert diagnostics.between_share(noise + offsets, labels) > 0.9
+    two = np.array([[0.0], [0.0], [2.0], [2.0]])
+    assert diagnostics.between_share(two, ["a", "a", "b", "b"]) == pytest.approx(1.0)

@@ -129,6 +129,60 @@ def test_spectral_sds_gradient_is_the_magnitude_residual_backpropagated(prior: A
     torch.testing.assert_close(x.grad, expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["decoder", "spectral"])
+def test_reconstruction_reference_replaces_x_by_its_reconstruction(prior: AnalyticPrior, mode: str) -> None:
+    """reference="reconstruction": the residual is taken against decode(encode(x)) instead of x."""
+    cond = prior.embed([PROMPT])
+    config = SDSConfig(
+        mode=mode, cfg_scale=2.0, num_draws=2, stft_windows=WINDOWS, reference="reconstruction"
+    )
+    x = _audio()
+    step = sds_step(prior, x, cond, config, generator=torch.Generator().manual_seed(4))
+    step.loss.backward()
+
+    ref = _replay(prior, x, cond, config, seed=4, progress=0.0)
+    x_hat = prior.decode(ref["x0_hat"])[..., :N]
+    x_rec = prior.decode(prior.encode(x.detach()))[..., :N]
+    assert (
+        x_rec - x.detach()
+    ).abs().max() > 0.05  # the analytic autoencoder is a projection, not the identity
+    w = ref["w"]
+    if mode == "decoder":
+        expected = _mean_draws(w[:, None, None] * (x_rec.repeat_interleave(2, dim=0) - x_hat), 2)
+        torch.testing.assert_close(x.grad, expected, rtol=1e-5, atol=1e-6)
+        return
+    mags = stft_magnitudes(x, WINDOWS)
+    targets = [
+        _mean_draws(w[:, None, None, None] * (m_rec.repeat_interleave(2, dim=0) - m_hat), 2) / len(WINDOWS)
+        for m_rec, m_hat in zip(stft_magnitudes(x_rec, WINDOWS), stft_magnitudes(x_hat, WINDOWS), strict=True)
+    ]
+    for got, want in zip(step.update, targets, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(x.grad, torch.autograd.grad(mags, x, targets)[0], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["decoder", "spectral"])
+def test_reconstruction_reference_ignores_the_autoencoders_own_error(
+    prior: AnalyticPrior, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A denoiser that changes nothing (x0_hat = the clean latent): with the render as reference the
+    update is the autoencoder's reconstruction error, with the reconstruction it is zero."""
+    monkeypatch.setattr("audiosds.sds.denoise_from", lambda _p, z_sigma, sigma, *a: clean.expand_as(z_sigma))
+    cond = prior.embed([PROMPT])
+    x = _audio(renders=1)
+    clean = prior.encode(x.detach())
+    norms = {}
+    for reference in ("render", "reconstruction"):
+        config = SDSConfig(mode=mode, num_draws=2, stft_windows=WINDOWS, reference=reference)
+        norms[reference] = sds_step(
+            prior, x, cond, config, generator=torch.Generator().manual_seed(0)
+        ).update_norm
+    assert norms["render"] > 1.0
+    assert norms["reconstruction"] < 1e-4 * norms["render"]
+    with pytest.raises(ValueError, match="reference"):
+        SDSConfig(reference="mixture")
+
+
 def test_update_is_deterministic_per_seed(prior: AnalyticPrior) -> None:
     cond = prior.embed([PROMPT])
     config = SDSConfig(num_draws=2, num_steps=3, sampler="dpmpp_2m")

@@ -20,6 +20,13 @@ Updates (averaged over the n draws of each render, never over renders):
     "decoder"   Decoder-SDS, eqs. 5-6: g = w * (x - x_hat)                              on y = x
     "spectral"  eq. 7:                g_s = w * (|STFT_s x| - |STFT_s x_hat|) / S        on y = |STFT_s x|
                                       for each of the S window sizes s
+
+Residual reference (decoder and spectral modes): the paper compares x_hat with the render x itself
+("render"). With ``reference="reconstruction"`` the residual is taken against decode(z) instead, the
+render as the autoencoder reproduces it: g = w * (decode(z) - x_hat), and likewise per STFT scale.
+With a perfect autoencoder the two agree; with a real one, "render" also pushes x toward the
+autoencoder's own errors (a decoder that loses the top octave makes every render duller), while
+"reconstruction" keeps only what the denoiser changed. It costs one extra decode per render.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from .sampling import METHODS, denoise_from
 from .spectral import stft_magnitudes
 
 MODES = ("decoder", "spectral", "latent")
+REFERENCES = ("render", "reconstruction")
 ANNEALS = ("none", "linear", "sqrt")
 WEIGHTINGS = ("uniform", "sigma")
 MAX_CFG_SCALE = 100.0  # DreamFusion's value; audio already buzzes far below it
@@ -54,6 +62,7 @@ class SDSConfig:
     weighting: str = "uniform"  # w = 1, or "sigma": w = sigma^2 / (sigma^2 + sigma_data^2)
     stft_windows: tuple[int, ...] = (256, 512, 1024, 2048)  # spectral mode only
     sigma_floor: float | None = None  # lowest nonzero level of the K-step schedule; None: prior.sigma_min
+    reference: str = "render"  # decoder/spectral residual against x ("render") or decode(z), see above
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> ValueError:
@@ -84,6 +93,8 @@ class SDSConfig:
             raise bad("stft_windows", "a non-empty tuple of ints >= 2")
         if self.sigma_floor is not None and (not is_number(self.sigma_floor) or self.sigma_floor <= 0):
             raise bad("sigma_floor", "None or a number > 0")
+        if self.reference not in REFERENCES:
+            raise bad("reference", f"one of {REFERENCES}")
 
 
 def _check_progress(progress: float) -> None:
@@ -259,6 +270,9 @@ def sds_step(
         else:
             x_hat_rows = _fit_length(prior.decode(x0_hat), x.detach().repeat_interleave(draws, dim=0))
             x_hat = _draw_mean(x_hat_rows, renders)  # (R, C, N)
+            # what the residual is taken against: the render, or its own reconstruction
+            x_ref = x.detach() if config.reference == "render" else _fit_length(prior.decode(z), x.detach())
+            x_ref_rows = x_ref.repeat_interleave(draws, dim=0)  # (R*n, C, N)
 
     w = weight[:, None, None]
     # 6-7. residual g, and the surrogate whose gradient with respect to y is g
@@ -267,18 +281,22 @@ def sds_step(
         updates = [g]
         loss = surrogate_loss(z, g)
     elif config.mode == "decoder":
-        x_rows = x.detach().repeat_interleave(draws, dim=0)
-        g = _draw_mean(w * (x_rows - x_hat_rows), renders)  # (R, C, N)
+        g = _draw_mean(w * (x_ref_rows - x_hat_rows), renders)  # (R, C, N)
         updates = [g]
         loss = surrogate_loss(x, g)
     else:
         mags = stft_magnitudes(x, config.stft_windows)  # [(R, C, F, T)], with grad
         with torch.no_grad():
             mags_hat = stft_magnitudes(x_hat_rows, config.stft_windows)  # [(R*n, C, F, T)]
+            mags_ref = (
+                [m.detach() for m in mags]
+                if config.reference == "render"
+                else stft_magnitudes(x_ref, config.stft_windows)
+            )  # [(R, C, F, T)]
         scales = len(mags)
         updates = []
-        for m, m_hat in zip(mags, mags_hat, strict=True):
-            m_rows = m.detach().repeat_interleave(draws, dim=0)
+        for m_ref, m_hat in zip(mags_ref, mags_hat, strict=True):
+            m_rows = m_ref.repeat_interleave(draws, dim=0)
             w4 = weight[:, None, None, None]
             updates.append(_draw_mean(w4 * (m_rows - m_hat), renders) / scales)  # (R, C, F, T)
         loss = sum((surrogate_loss(m, g) for m, g in zip(mags, updates, strict=True)), x.new_zeros(()))

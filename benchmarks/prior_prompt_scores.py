@@ -1,0 +1,117 @@
+"""The prompt scorer's verdict on a prior's own generations, beside the renderers' initial renders.
+
+SDS pulls a render toward what the prior generates for the prompt, so the score of the prior's
+generations is a reference point for the synthesis curves: a prompt whose generations score below
+the renderers' starting renders leaves SDS little room to raise the score. It is not a bound (a
+renderer can land on something the scorer likes better than the prior's average). This script generates
+``--clips`` clips per prompt (deterministic sampler, seeds ``--seed``...) and reports their mean
+score beside the scores of the renderers' initial renders (FM and impact, seeds as in
+``synthesis_curves.py``), so the synthesis curves can be read against it.
+
+    python benchmarks/prior_prompt_scores.py --prior embedded --clips 4 --seed 0 [--out FILE.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from synthesis_curves import PROMPTS, RENDERERS
+
+from audiosds.audio import write_text
+from audiosds.priors import MODEL_FIELD, build
+from audiosds.renderers import build as build_renderer
+from audiosds.scorer import build_scorer
+from audiosds.tasks.generate import GenerateConfig, generate
+
+
+def score(scorer, audio: torch.Tensor, prompt: str, sample_rate: int) -> float:  # noqa: ANN001
+    """The scorer's cosine for one mono clip (N,) and one prompt."""
+    with torch.no_grad():
+        return float(scorer.score(audio.reshape(1, -1), [prompt], sample_rate=sample_rate)[0, 0])
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--prior", default="embedded", help="prior registry name")
+    parser.add_argument(
+        "--weights", "--model", dest="model", default=None, help="the prior's weights / model"
+    )
+    parser.add_argument("--scorer", default="embedded", help="prompt scorer registry name")
+    parser.add_argument(
+        "--scorer-weights", default=None, help="the scorer's weights folder (default: shipped)"
+    )
+    parser.add_argument(
+        "--prompts", nargs="+", default=list(PROMPTS), help="prompts (default: synthesis's five)"
+    )
+    parser.add_argument("--clips", type=int, default=4, help="generated clips per prompt")
+    parser.add_argument("--renders", type=int, default=5, help="initial renders per renderer (seeds)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="clip and render length")
+    parser.add_argument("--steps", type=int, default=GenerateConfig.steps, help="sampler steps")
+    parser.add_argument("--cfg", type=float, default=GenerateConfig.cfg_scale, help="CFG scale of generation")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (generation and renderers)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None, help="also write the markdown here")
+    args = parser.parse_args(argv)
+    for name in ("clips", "renders", "steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name}: expected >= 1, got {getattr(args, name)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.monotonic()
+    cfg = (
+        {MODEL_FIELD[args.prior]: args.model} if args.model is not None and args.prior in MODEL_FIELD else {}
+    )
+    try:
+        prior = build(args.prior, **cfg).freeze()
+        scorer = build_scorer(
+            args.scorer, **({} if args.scorer_weights is None else {"weights_dir": args.scorer_weights})
+        )
+        sample_rate = prior.sample_rate
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    initial = {}  # (renderer, prompt) -> scores of the initial renders
+    for renderer in RENDERERS:
+        renders = []
+        for seed in range(args.seed, args.seed + args.renders):
+            module = build_renderer(renderer, sample_rate=sample_rate, seconds=args.seconds, seed=seed)
+            with torch.no_grad():
+                renders.append(module()[0, 0])
+        for prompt in args.prompts:
+            initial[renderer, prompt] = [score(scorer, r, prompt, sample_rate) for r in renders]
+    command = "python benchmarks/prior_prompt_scores.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    lines = [
+        "## Prompt scores of the prior's own generations vs the renderers' initial renders\n",
+        f"`{command.strip()}`; prior {args.prior}, {args.clips} generated clips per prompt ({args.steps} "
+        f"steps, CFG {args.cfg:g}, seeds {args.seed}..{args.seed + args.clips - 1}), {args.renders} initial "
+        f"renders per renderer; {args.seconds:g} s; scorer {args.scorer}.\n",
+        "| prompt | generated: mean score (min-max) | "
+        + " | ".join(f"{r} init: mean" for r in RENDERERS)
+        + " |",
+        "|---|---|" + "---|" * len(RENDERERS),
+    ]
+    for prompt in args.prompts:
+        scores = []
+        for seed in range(args.seed, args.seed + args.clips):
+            gen_cfg = GenerateConfig(args.seconds, args.steps, args.cfg, "dpmpp_2m", seed)
+            scores.append(score(scorer, generate(prior, prompt, gen_cfg)[0], prompt, sample_rate))
+        init = " | ".join(f"{np.mean(initial[r, prompt]):.3f}" for r in RENDERERS)
+        lines.append(f"| {prompt} | {np.mean(scores):.3f} ({min(scores):.3f}-{max(scores):.3f}) | {init} |")
+    lines += ["", f"Total time {time.monotonic() - start:.0f} s."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out is not None:
+        write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()
