@@ -96,3 +96,19 @@ def test_between_share_is_anova_between_over_total() -> None:
     assert diagnostics.between_share(noise + offsets, labels) > 0.9
     two = np.array([[0.0], [0.0], [2.0], [2.0]])
     assert diagnostics.between_share(two, ["a", "a", "b", "b"]) == pytest.approx(1.0)
+
+
+def test_generation_prompts_follow_the_caption_split() -> None:
+    spec = importlib.util.spec_from_file_location("benchmarks_embedded_prior", _DIR / "embedded_prior.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    held = module._generation_prompts(0, 2, "heldout")
+    train = module._generation_prompts(0, 2, "train")
+    assert held == module._generation_prompts(0, 2)  # held-out phrasings stay the default
+    assert [(f, s) for f, _, s in held] == [(f, s) for f, _, s in train]  # same families and sampler seeds
+    assert len(held) == 2 * len(module.FAMILIES)
+    assert sum(a != b for (_, a, _), (_, b, _) in zip(held, train, strict=True)) > len(held) // 2
+    assert module.parse_args(["--caption-split", "train"]).caption_split == "train"
+    with pytest.raises(SystemExit):
+        module.parse_args(["--caption-split", "test"])
