@@ -21,7 +21,9 @@
   itself per (channel, frame), for its time mean per channel, and for the log RMS per channel (a
   second moment: the energy envelope). With F families and n clips a share of (F - 1) / (n - 1)
   is what no family effect at all gives. A family that shows only in second moments is invisible
-  to a denoiser's posterior mean at high noise, where the text should decide.
+  to a denoiser's posterior mean at high noise, where the text should decide. For reference, the
+  same share for log band energies of the audio at the latent's frame rate (a phase-free
+  description: what a latent could carry in its first moment).
 
 The judge is ``benchmarks/judge.py`` (nearest centroid on spectral features, fitted on other
 held-out world clips). Prints markdown; ``--out`` also writes it.
@@ -162,6 +164,24 @@ def between_share(values: np.ndarray, labels: Sequence[str]) -> float:
     return between / total
 
 
+def log_band_energies(x: torch.Tensor, sample_rate: int, hop: int, bands: int = 16) -> np.ndarray:
+    """Log energy in ``bands`` log-spaced bands (50 Hz to Nyquist) per STFT frame of ``hop`` samples.
+
+    Shape:
+        x (B, N) -> (B, bands, frames)
+    """
+    window = torch.hann_window(BAND_WINDOW, dtype=x.dtype)
+    power = torch.stft(x, BAND_WINDOW, hop, window=window, return_complex=True).abs().square()  # (B, F, T)
+    freqs = torch.arange(power.shape[1], dtype=torch.float64) * sample_rate / BAND_WINDOW
+    edges = np.geomspace(50.0, sample_rate / 2, bands + 1)
+    edges[-1] += 1.0  # keep Nyquist
+    sums = [
+        power[:, (freqs >= lo) & (freqs < hi)].sum(dim=1)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    return torch.log(torch.stack(sums, dim=1) + 1e-10).double().numpy()
+
+
 def moments(prior: EmbeddedPrior, x: torch.Tensor, families: list[str]) -> list[str]:
     with torch.inference_mode():
         z = torch.cat([prior.encode(x[i : i + 32]) for i in range(0, len(x), 32)]).double().numpy()
@@ -173,6 +193,14 @@ def moments(prior: EmbeddedPrior, x: torch.Tensor, families: list[str]) -> list[
         ("log RMS per channel (second moment)", between_share(log_rms, families)),
     ]
     energy_in_mean = float((z.mean(axis=-1) ** 2).sum() * z.shape[-1] / (z**2).sum())
+    # reference: a phase-free description of the same clips at the latent's frame rate
+    log_bands = log_band_energies(x[:, 0], prior.sample_rate, hop=prior.downsampling)  # (n, bands, frames)
+    rows.append(
+        (
+            f"reference: log energy of {log_bands.shape[1]} log-spaced bands of the audio per (band, frame)",
+            between_share(log_bands, families),
+        )
+    )
     return [
         "## Where the family lives in the latent\n",
         f"{n} clips, {groups} families; share of variance explained by the family (chance level "

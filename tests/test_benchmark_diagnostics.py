@@ -112,3 +112,13 @@ def test_generation_prompts_follow_the_caption_split() -> None:
     assert module.parse_args(["--caption-split", "train"]).caption_split == "train"
     with pytest.raises(SystemExit):
         module.parse_args(["--caption-split", "test"])
+
+
+def test_log_band_energies_put_a_tone_in_one_band() -> None:
+    x = torch.stack([_tone(1000.0), _tone(6000.0)])
+    e = diagnostics.log_band_energies(x, SR, hop=64)
+    assert e.shape == (2, 16, 16000 // 64 + 1)
+    loudest = e[:, :, 10:-10].mean(axis=-1).argmax(axis=1)  # away from the padded edges
+    edges = np.geomspace(50.0, SR / 2, 17)
+    assert edges[loudest[0]] <= 1000.0 < edges[loudest[0] + 1]
+    assert edges[loudest[1]] <= 6000.0 < edges[loudest[1] + 1]
