@@ -512,3 +512,68 @@ def test_latent_noise_is_seeded_and_changes_only_the_decoded_latent() -> None:
     # The KL term sees the posterior only, not the extra noise.
     _, plain_parts = train_autoencoder.training_step(model, x, loss_cfg, step(0, 5), 5)
     assert parts["kl"] == plain_parts["kl"]
+
+
+# -- envelope channels ---------------------------------------------------------------------------------
+ENV_AE = replace(TINY_AE, envelope_bands=6, envelope_window=256, envelope_min_hz=200.0)
+
+
+def test_envelope_channels_are_standardised_log_band_energies() -> None:
+    """The latent is the learned channels, then one computed log band energy per band and frame; the
+    decoder reads both. A tone lands in its band."""
+    ae = randomize(Autoencoder(ENV_AE), 5).eval()
+    assert ae.latent_channels == 4 + 6 and ENV_AE.total_channels == 10
+    t = torch.arange(6400) / SR
+    x = (0.3 * torch.sin(2 * math.pi * 3000.0 * t)).view(1, 1, -1)
+    with torch.no_grad():
+        z = ae.encode(x)
+        assert z.shape == (1, 10, 100)
+        env = z[0, 4:, 10:-10].mean(dim=-1)  # statistics still 0 / 1: scale * raw log energy
+        edges = torch.logspace(math.log10(200.0), math.log10(8000.0), 7)
+        band = int(((edges[:-1] <= 3000.0) & (3000.0 < edges[1:])).nonzero())
+        assert int(env.argmax()) == band
+        torch.testing.assert_close(z[:, 4:], ENV_AE.envelope_scale * ae.envelope.log_energies(x[:, 0]))
+        assert ae.decode(z).shape == (1, 1, 6400)
+        mean, log_std = ae.posterior(x)
+        assert torch.all(log_std[:, 4:] == ENV_AE.min_log_std)  # computed: no posterior spread
+    # Statistics: the measured clips come out with mean 0 and std envelope_scale per band.
+    clips = (
+        0.1 * torch.randn(8, 6400, generator=torch.Generator().manual_seed(0)) * torch.linspace(0, 1, 6400)
+    )
+    ae.envelope.set_statistics(clips)
+    with torch.no_grad():
+        e = ae.encode(clips[:, None])[:, 4:]
+    torch.testing.assert_close(e.mean(dim=(0, 2)), torch.zeros(6), atol=1e-4, rtol=0)
+    torch.testing.assert_close(e.std(dim=(0, 2)), torch.full((6,), 0.5), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="hold no STFT bin"):
+        Autoencoder(replace(ENV_AE, envelope_bands=40, envelope_min_hz=20.0))
+    with pytest.raises(ValueError, match="envelope_bands"):
+        AutoencoderConfig(envelope_bands=-1)
+
+
+def test_envelope_autoencoder_trains_exports_and_loads(tmp_path: Path) -> None:
+    """Training sets the envelope statistics from training clips before the EMA copies the model,
+    leaves the envelope channels out of the KL, and the export loads with its statistics."""
+    cfg = replace(AE_TRAIN, model=ENV_AE, steps=2)
+    history = train_autoencoder.train(cfg, tmp_path / "run", cache=tmp_path)
+    assert len(history) == 2 and all(math.isfinite(h["loss"]) for h in history)
+    ae = load_autoencoder(tmp_path / "run" / "export")
+    assert ae.config == ENV_AE
+    assert not torch.allclose(ae.envelope.std, torch.ones(6))  # measured, stored, loaded
+    # KL: only the learned channels count, whatever the envelope holds.
+    model = Autoencoder(ENV_AE)
+    x = 0.1 * torch.randn(2, 1, 1024, generator=torch.Generator().manual_seed(1))
+    _, parts = train_autoencoder.training_step(model, x, cfg.loss, torch.Generator().manual_seed(0), 0)
+    model.envelope.mean.fill_(-100.0)  # envelope values become huge
+    _, shifted = train_autoencoder.training_step(model, x, cfg.loss, torch.Generator().manual_seed(0), 0)
+    assert parts["kl"] == pytest.approx(shifted["kl"], rel=1e-6)
+    # A prior over envelope latents: the denoiser must match learned + envelope channels.
+    folder = tmp_path / "prior"
+    export_weights(ae, ae.config.to_dict(), folder, "autoencoder", dtype="float32")
+    export_weights(randomize(EDMDenoiser(TINY_DN), 3), TINY_DN.to_dict(), folder, "denoiser")
+    with pytest.raises(EmbeddedWeightsError, match="envelope_bands 6"):
+        EmbeddedPrior(EmbeddedConfig(weights_dir=str(folder)))
+    dn = replace(TINY_DN, latent_channels=10)
+    export_weights(randomize(EDMDenoiser(dn), 3), dn.to_dict(), folder, "denoiser")
+    prior = EmbeddedPrior(EmbeddedConfig(weights_dir=str(folder)))
+    assert prior.latent_channels == 10 and prior.encode(torch.zeros(1, 1, 640)).shape == (1, 10, 10)

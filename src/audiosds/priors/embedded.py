@@ -136,10 +136,11 @@ class EmbeddedPrior(Prior):
         self.autoencoder = load_autoencoder(folder)
         self.denoiser = load_denoiser(folder)
         ae_cfg, dn_cfg = self.autoencoder.config, self.denoiser.config
-        if dn_cfg.latent_channels != ae_cfg.latent_channels:
+        if dn_cfg.latent_channels != ae_cfg.total_channels:
             raise EmbeddedWeightsError(
                 f"embedded prior weights: denoiser.json latent_channels {dn_cfg.latent_channels} does not "
-                f"match autoencoder.json latent_channels {ae_cfg.latent_channels}"
+                f"match the autoencoder's {ae_cfg.total_channels} latent channels (autoencoder.json "
+                f"latent_channels {ae_cfg.latent_channels} + envelope_bands {ae_cfg.envelope_bands})"
             )
         if dn_cfg.cond_dim != EMBED_DIM:
             raise EmbeddedWeightsError(
@@ -147,7 +148,7 @@ class EmbeddedPrior(Prior):
             )
         self.sample_rate = ae_cfg.sample_rate
         self.channels = 1
-        self.latent_channels = ae_cfg.latent_channels
+        self.latent_channels = ae_cfg.total_channels
         self.downsampling = ae_cfg.downsampling
         self.sigma_min = float(dn_cfg.sigma_min)
         self.sigma_max = float(dn_cfg.sigma_max)

@@ -10,6 +10,14 @@ with sub-pixel (conv + channel-to-time shuffle) upsampling, so every layer is an
 The latent is what the denoiser diffuses and what Decoder-SDS decodes (Audio-SDS arXiv
 2505.04621 eqs. 5-6); classic SDS (eq. 4) differentiates :meth:`Autoencoder.encode`.
 
+Optional envelope channels (``envelope_bands`` > 0): the latent is the learned channels followed by
+the log energies of ``envelope_bands`` log-spaced frequency bands of the input, one value per latent
+frame, standardised with statistics stored in the weights and scaled to ``envelope_scale``. They are
+computed, not learned (no posterior noise, no KL), and the decoder reads them with the rest. The
+learned latent of the 64x autoencoder carries a sound's family only in second moments (how much
+energy each channel holds; ``benchmarks/prior_diagnostics.py --sections moments``), which a
+denoiser's posterior mean cannot follow at high noise; band energies carry it in the first moment.
+
 This module imports only torch: the Prior backend loads it at run time.
 """
 
@@ -47,6 +55,11 @@ class AutoencoderConfig:
     # log std of the posterior is clamped to this range before sampling; the prior uses the mean.
     min_log_std: float = -9.0
     max_log_std: float = 2.0
+    # Computed log band-energy channels appended to the learned latent (see the module doc); 0 = none.
+    envelope_bands: int = 0
+    envelope_min_hz: float = 50.0  # lowest band edge; the highest is Nyquist
+    envelope_window: int = 1024  # STFT window of the band energies (hop: one latent frame)
+    envelope_scale: float = 0.5  # std of the standardised envelope channels (the learned ones: ~0.5)
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "latent_channels", "patch", "down", "high_channels", "low_channels"):
@@ -60,6 +73,25 @@ class AutoencoderConfig:
             object.__setattr__(self, name, value)  # JSON gives lists; keep the dataclass hashable
         if not self.input_gain > 0:
             raise ValueError(f"AutoencoderConfig.input_gain: expected > 0, got {self.input_gain!r}")
+        if (
+            not isinstance(self.envelope_bands, int)
+            or isinstance(self.envelope_bands, bool)
+            or self.envelope_bands < 0
+        ):
+            raise ValueError(
+                f"AutoencoderConfig.envelope_bands: expected an int >= 0, got {self.envelope_bands!r}"
+            )
+        if self.envelope_bands:
+            _positive_int("AutoencoderConfig", "envelope_window", self.envelope_window)
+            if not 0 < self.envelope_min_hz < self.sample_rate / 2:
+                raise ValueError(
+                    f"AutoencoderConfig.envelope_min_hz: expected a value in (0, {self.sample_rate / 2}), "
+                    f"got {self.envelope_min_hz!r}"
+                )
+            if not self.envelope_scale > 0:
+                raise ValueError(
+                    f"AutoencoderConfig.envelope_scale: expected > 0, got {self.envelope_scale!r}"
+                )
         if not self.min_log_std < self.max_log_std:
             raise ValueError(
                 f"AutoencoderConfig.max_log_std: expected > min_log_std = {self.min_log_std}, "
@@ -70,6 +102,11 @@ class AutoencoderConfig:
     def downsampling(self) -> int:
         """Audio samples per latent frame."""
         return self.patch * self.down
+
+    @property
+    def total_channels(self) -> int:
+        """Channels of the latent the prior sees: learned + envelope."""
+        return self.latent_channels + self.envelope_bands
 
     def to_dict(self) -> dict[str, object]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -182,7 +219,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         k = cfg.kernel
-        self.inp = nn.Conv1d(cfg.latent_channels, cfg.low_channels, k, padding=k // 2)
+        self.inp = nn.Conv1d(cfg.total_channels, cfg.low_channels, k, padding=k // 2)
         self.low = nn.Sequential(*(ResidualUnit(cfg.low_channels, d, k) for d in cfg.low_dilations))
         self.act_low = Snake(cfg.low_channels)
         self.up = nn.Conv1d(cfg.low_channels, cfg.high_channels * cfg.down, 3, padding=1)
@@ -195,6 +232,71 @@ class Decoder(nn.Module):
         h = self.high(unfold(self.up(self.act_low(h)), self.cfg.down))  # (B, Ch, T * down)
         y = unfold(self.out(self.act_high(h)), self.cfg.patch)  # (B, 1, T * downsampling)
         return y / self.cfg.input_gain
+
+
+class Envelope(nn.Module):
+    """Standardised log energies of log-spaced bands, one frame per ``hop`` samples.
+
+    Band ``b`` sums the power of the STFT bins (Hann window ``cfg.envelope_window``) whose frequency lies
+    in [e_b, e_{b+1}), edges log-spaced from ``cfg.envelope_min_hz`` to Nyquist (included). The
+    statistics (``mean``, ``std`` per band) are buffers stored with the weights and set once from
+    training audio by :meth:`set_statistics`; until then they are 0 and 1.
+
+    Shape:
+        x (B, N) with N a multiple of hop -> (B, bands, N / hop)
+    """
+
+    def __init__(self, cfg: AutoencoderConfig, hop: int) -> None:
+        super().__init__()
+        self.hop, self.window_size, self.scale = hop, cfg.envelope_window, cfg.envelope_scale
+        bins = cfg.envelope_window // 2 + 1
+        freqs = torch.arange(bins, dtype=torch.float64) * cfg.sample_rate / cfg.envelope_window
+        edges = torch.logspace(
+            math.log10(cfg.envelope_min_hz),
+            math.log10(cfg.sample_rate / 2),
+            cfg.envelope_bands + 1,
+            dtype=torch.float64,
+        )
+        edges[-1] = math.inf  # Nyquist belongs to the top band
+        bands = torch.stack(
+            [(freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+        )
+        empty = [b for b in range(cfg.envelope_bands) if not bool(bands[b].any())]
+        if empty:
+            raise ValueError(
+                f"AutoencoderConfig.envelope_bands: bands {empty} hold no STFT bin of a "
+                f"{cfg.envelope_window}-sample window; use fewer bands, a longer envelope_window or a higher "
+                "envelope_min_hz"
+            )
+        self.register_buffer("bands", bands.float(), persistent=False)  # (bands, bins)
+        self.register_buffer("window", torch.hann_window(cfg.envelope_window), persistent=False)
+        self.register_buffer("mean", torch.zeros(cfg.envelope_bands))
+        self.register_buffer("std", torch.ones(cfg.envelope_bands))
+
+    def log_energies(self, x: Tensor) -> Tensor:
+        """Unstandardised log band energies. Shape: (B, N) -> (B, bands, N / hop)."""
+        frames = x.shape[-1] // self.hop
+        pad_mode = "reflect" if x.shape[-1] > self.window_size // 2 else "constant"
+        spec = torch.stft(
+            x,
+            self.window_size,
+            self.hop,
+            window=self.window.to(x.dtype),
+            pad_mode=pad_mode,
+            return_complex=True,
+        )  # (B, bins, frames + 1)
+        power = spec.real.square() + spec.imag.square()
+        return torch.log(torch.einsum("kf,bft->bkt", self.bands.to(x.dtype), power[..., :frames]) + 1e-10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * (self.log_energies(x) - self.mean[:, None]) / self.std[:, None]
+
+    @torch.no_grad()
+    def set_statistics(self, x: Tensor) -> None:
+        """Per-band mean and std of the log energies of audio ``x`` (B, N) over clips and frames."""
+        e = self.log_energies(x)
+        self.mean.copy_(e.mean(dim=(0, 2)))
+        self.std.copy_(e.std(dim=(0, 2)).clamp_min(1e-3))
 
 
 class Autoencoder(nn.Module):
@@ -210,6 +312,7 @@ class Autoencoder(nn.Module):
         self.config = config = AutoencoderConfig() if config is None else config
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
+        self.envelope = Envelope(config, config.downsampling) if config.envelope_bands else None
 
     @property
     def downsampling(self) -> int:
@@ -217,7 +320,8 @@ class Autoencoder(nn.Module):
 
     @property
     def latent_channels(self) -> int:
-        return self.config.latent_channels
+        """Channels of the latent: the learned ones, then the envelope's."""
+        return self.config.total_channels
 
     def latent_frames(self, num_samples: int) -> int:
         """T = ceil(N / downsampling)."""
@@ -238,7 +342,13 @@ class Autoencoder(nn.Module):
         self._check_audio(x)
         n = x.shape[-1]
         x = F.pad(x, (0, self.latent_frames(n) * self.downsampling - n))
-        return self.encoder(x)
+        mean, log_std = self.encoder(x)
+        if self.envelope is None:
+            return mean, log_std
+        env = self.envelope(x[:, 0]).to(mean.dtype)  # computed, exact: the posterior's floor std
+        return torch.cat([mean, env], dim=1), torch.cat(
+            [log_std, torch.full_like(env, self.config.min_log_std)], dim=1
+        )
 
     def encode(self, x: Tensor) -> Tensor:
         """The posterior mean: the deterministic latent the prior diffuses.
@@ -293,6 +403,7 @@ def kl_divergence(mean: Tensor, log_std: Tensor) -> Tensor:
 __all__ = [
     "AutoencoderConfig",
     "Autoencoder",
+    "Envelope",
     "Encoder",
     "Decoder",
     "ResidualUnit",

@@ -45,6 +45,7 @@ from .run import (
 )
 
 NAME = "autoencoder"
+ENVELOPE_STAT_CLIPS = 256  # training clips the envelope channels' statistics are measured on
 RMS_FLOOR = 1e-3  # crops quieter than this (-60 dBFS RMS) are normalised as if this loud
 
 
@@ -194,6 +195,8 @@ def training_step(
     of extra noise, from ``generator``) and its parts."""
     x_hat, mean, log_std = model(x, generator, latent_noise)
     terms = reconstruction_loss(x_hat, x, cfg)
+    learned = model.config.latent_channels  # envelope channels (after these) are computed: no KL
+    mean, log_std = mean[:, :learned], log_std[:, :learned]
     terms["kl"] = kl_divergence(mean, log_std)
     total = (
         cfg.wave * terms["wave"]
@@ -257,6 +260,11 @@ def train(
 
     torch.manual_seed(cfg.seed)
     model = Autoencoder(cfg.model)
+    if model.envelope is not None:  # statistics from fixed training clips, before the EMA copies them
+        stats_clips = render_clips(
+            replace(cfg.data, captions_per_clip=1), ENVELOPE_STAT_CLIPS, cfg.seed + 104729, sampler
+        )
+        model.envelope.set_statistics(torch.from_numpy(stats_clips.audio).float())
     ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
     trainer = Trainer(out, log, model, ema, opt, state)
