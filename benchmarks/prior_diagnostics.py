@@ -40,8 +40,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from judge import fit_world_judge
+from shards import emit
 
-from audiosds.audio import write_text
 from audiosds.metrics import si_sdr
 from audiosds.priors.embedded import EmbeddedConfig, EmbeddedPrior, EmbeddedWeightsError
 from audiosds.sampling import karras_sigmas, sample
@@ -249,10 +249,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "moments" in args.sections:
         lines += [*moments(prior, x, families), ""]
     lines.append(f"Total time {time.monotonic() - start:.0f} s.")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        write_text(args.out, text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from shards import add_prior_scorer_options, emit
 from synthesis_curves import PROMPTS, RENDERERS
 
-from audiosds.audio import write_text
 from audiosds.priors import MODEL_FIELD, build
 from audiosds.renderers import build as build_renderer
 from audiosds.scorer import build_scorer
@@ -38,14 +38,7 @@ def score(scorer, audio: torch.Tensor, prompt: str, sample_rate: int) -> float: 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--prior", default="embedded", help="prior registry name")
-    parser.add_argument(
-        "--weights", "--model", dest="model", default=None, help="the prior's weights / model"
-    )
-    parser.add_argument("--scorer", default="embedded", help="prompt scorer registry name")
-    parser.add_argument(
-        "--scorer-weights", default=None, help="the scorer's weights folder (default: shipped)"
-    )
+    add_prior_scorer_options(parser)
     parser.add_argument(
         "--prompts", nargs="+", default=list(PROMPTS), help="prompts (default: synthesis's five)"
     )
@@ -107,10 +100,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         init = " | ".join(f"{np.mean(initial[r, prompt]):.3f}" for r in RENDERERS)
         lines.append(f"| {prompt} | {np.mean(scores):.3f} ({min(scores):.3f}-{max(scores):.3f}) | {init} |")
     lines += ["", f"Total time {time.monotonic() - start:.0f} s."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        write_text(args.out, text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,28 @@ def shard_spec(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def emit(lines: Sequence[str], out: str | Path | None) -> None:
+    """Print a markdown report (lines joined with newlines) and also write it to ``out`` if given."""
+    from audiosds.audio import write_text
+
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out is not None:
+        write_text(out, text)
+
+
+def add_prior_scorer_options(parser: argparse.ArgumentParser) -> None:
+    """``--prior``, ``--weights``/``--model`` (dest ``model``), ``--scorer`` and ``--scorer-weights``."""
+    parser.add_argument("--prior", default="embedded", help="prior registry name")
+    parser.add_argument(
+        "--weights", "--model", dest="model", default=None, help="the prior's weights / model"
+    )
+    parser.add_argument("--scorer", default="embedded", help="prompt scorer registry name")
+    parser.add_argument(
+        "--scorer-weights", default=None, help="the scorer's weights folder (default: shipped)"
+    )
+
+
 def add_cache_options(parser: argparse.ArgumentParser) -> None:
     """``--cache DIR``, ``--shard I/N`` and ``--report-only``."""
     parser.add_argument(

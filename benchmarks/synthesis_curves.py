@@ -40,6 +40,7 @@ import torch
 from shards import (
     JobCache,
     add_cache_options,
+    add_prior_scorer_options,
     check_cache_options,
     job_key,
     load_records,
@@ -227,14 +228,7 @@ def report(runs: list[Run]) -> list[str]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--prior", default="embedded", help="prior registry name")
-    parser.add_argument(
-        "--weights", "--model", dest="model", default=None, help="the prior's weights / model"
-    )
-    parser.add_argument("--scorer", default="embedded", help="prompt scorer registry name")
-    parser.add_argument(
-        "--scorer-weights", default=None, help="the scorer's weights folder (default: shipped)"
-    )
+    add_prior_scorer_options(parser)
     parser.add_argument("--seeds", type=int, default=5, help="runs per renderer and prompt")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--iters", type=int, default=SynthesizeConfig.iters)
