@@ -577,3 +577,19 @@ def test_envelope_autoencoder_trains_exports_and_loads(tmp_path: Path) -> None:
     export_weights(randomize(EDMDenoiser(dn), 3), dn.to_dict(), folder, "denoiser")
     prior = EmbeddedPrior(EmbeddedConfig(weights_dir=str(folder)))
     assert prior.latent_channels == 10 and prior.encode(torch.zeros(1, 1, 640)).shape == (1, 10, 10)
+
+
+def test_diffusion_trains_on_envelope_latents(tmp_path: Path) -> None:
+    """The denoiser takes its channel count from the latents: learned + envelope."""
+    ae_dir = tmp_path / "ae"
+    ae = randomize(Autoencoder(ENV_AE), 15)
+    ae.envelope.set_statistics(0.1 * torch.randn(4, 6400, generator=torch.Generator().manual_seed(2)))
+    export_weights(ae, ENV_AE.to_dict(), ae_dir, "autoencoder")
+    cfg = train_diffusion.DiffusionTrainConfig(
+        steps=1, batch=2, warmup=1, checkpoint_every=1, log_every=1, eval_clips=2, model=TINY_DN, data=DATA
+    )
+    history = train_diffusion.train(cfg, tmp_path / "dn", ae_dir, cache=tmp_path, text=FakeText())
+    assert len(history) == 1 and math.isfinite(history[0]["loss"])
+    prior = EmbeddedPrior(EmbeddedConfig(weights_dir=str(tmp_path / "dn" / "export")))
+    assert prior.latent_channels == 10 and prior.denoiser.config.latent_channels == 10
+    torch.testing.assert_close(prior.autoencoder.envelope.std, ae.envelope.std, rtol=1e-3, atol=0)  # float16 export
