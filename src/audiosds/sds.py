@@ -272,7 +272,6 @@ def sds_step(
             x_hat = _draw_mean(x_hat_rows, renders)  # (R, C, N)
             # what the residual is taken against: the render, or its own reconstruction
             x_ref = x.detach() if config.reference == "render" else _fit_length(prior.decode(z), x.detach())
-            x_ref_rows = x_ref.repeat_interleave(draws, dim=0)  # (R*n, C, N)
 
     w = weight[:, None, None]
     # 6-7. residual g, and the surrogate whose gradient with respect to y is g
@@ -281,7 +280,7 @@ def sds_step(
         updates = [g]
         loss = surrogate_loss(z, g)
     elif config.mode == "decoder":
-        g = _draw_mean(w * (x_ref_rows - x_hat_rows), renders)  # (R, C, N)
+        g = _draw_mean(w * (x_ref.repeat_interleave(draws, dim=0) - x_hat_rows), renders)  # (R, C, N)
         updates = [g]
         loss = surrogate_loss(x, g)
     else:
