@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 import torch
 from tqdm import tqdm
 
+from audiosds.audio import write_text
 from audiosds.priors import MODEL_FIELD
 from audiosds.priors.embedded import default_weights_dir
 
@@ -54,8 +55,6 @@ def shard_spec(text: str) -> tuple[int, int]:
 
 def emit(lines: Sequence[str], out: str | Path | None) -> None:
     """Print a markdown report (lines joined with newlines) and also write it to ``out`` if given."""
-    from audiosds.audio import write_text
-
     text = "\n".join(lines) + "\n"
     print(text)
     if out is not None:
