@@ -270,7 +270,9 @@ def train(
     trainer = Trainer(out, log, model, ema, opt, state)
     log(
         f"autoencoder: {parameter_count(model) / 1e6:.3f} M parameters, downsampling {model.downsampling}, "
-        f"{cfg.model.latent_channels} latent channels; {cfg.steps} steps of batch {cfg.batch} x {cfg.crop}"
+        f"{cfg.model.latent_channels} latent channels"
+        + (f" + {cfg.model.envelope_bands} envelope channels" if cfg.model.envelope_bands else "")
+        + f"; {cfg.steps} steps of batch {cfg.batch} x {cfg.crop}"
     )
 
     clips = None if cfg.stream else load_or_render_cache(cfg.data, cache or out, log, sampler, captioner)
