@@ -30,10 +30,10 @@ from audiosds.scorer import build_scorer
 from audiosds.tasks.generate import GenerateConfig, generate
 
 
-def score(scorer, audio: torch.Tensor, prompt: str, sample_rate: int) -> float:  # noqa: ANN001
-    """The scorer's cosine for one mono clip (N,) and one prompt."""
+def scores(scorer, clips: list[torch.Tensor], prompt: str, sample_rate: int) -> list[float]:  # noqa: ANN001
+    """The cosine of each mono clip (N,) with ``prompt``, by ``score_pairs`` as in the synthesis curves."""
     with torch.no_grad():
-        return float(scorer.score(audio.reshape(1, -1), [prompt], sample_rate=sample_rate)[0, 0])
+        return scorer.score_pairs(torch.stack(clips), [prompt] * len(clips), sample_rate).tolist()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             with torch.no_grad():
                 renders.append(module()[0, 0])
         for prompt in args.prompts:
-            initial[renderer, prompt] = [score(scorer, r, prompt, sample_rate) for r in renders]
+            initial[renderer, prompt] = scores(scorer, renders, prompt, sample_rate)
     command = "python benchmarks/prior_prompt_scores.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [
         "## Prompt scores of the prior's own generations vs the renderers' initial renders\n",
@@ -93,12 +93,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "|---|---|" + "---|" * len(RENDERERS),
     ]
     for prompt in args.prompts:
-        scores = []
-        for seed in range(args.seed, args.seed + args.clips):
-            gen_cfg = GenerateConfig(args.seconds, args.steps, args.cfg, "dpmpp_2m", seed)
-            scores.append(score(scorer, generate(prior, prompt, gen_cfg)[0], prompt, sample_rate))
+        clips = [
+            generate(prior, prompt, GenerateConfig(args.seconds, args.steps, args.cfg, "dpmpp_2m", seed))[0]
+            for seed in range(args.seed, args.seed + args.clips)
+        ]
+        got = scores(scorer, clips, prompt, sample_rate)
         init = " | ".join(f"{np.mean(initial[r, prompt]):.3f}" for r in RENDERERS)
-        lines.append(f"| {prompt} | {np.mean(scores):.3f} ({min(scores):.3f}-{max(scores):.3f}) | {init} |")
+        lines.append(f"| {prompt} | {np.mean(got):.3f} ({min(got):.3f}-{max(got):.3f}) | {init} |")
     lines += ["", f"Total time {time.monotonic() - start:.0f} s."]
     emit(lines, args.out)
 
