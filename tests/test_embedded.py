@@ -327,6 +327,12 @@ def test_reconstruction_loss_sees_phase() -> None:
     loud = train_autoencoder.reconstruction_loss(shifted * 8, x * 8, cfg)
     for k in phase:
         torch.testing.assert_close(loud[k], phase[k], rtol=1e-4, atol=1e-6)
+    # phase=False: the same phase error is (nearly) free, the gain error still costs.
+    blind_phase = train_autoencoder.reconstruction_loss(shifted, x, cfg, phase=False)
+    blind_gain = train_autoencoder.reconstruction_loss(1.5 * x, x, cfg, phase=False)
+    assert float(blind_phase["wave"]) == 0.0 and float(blind_gain["wave"]) == 0.0
+    assert blind_phase["complex"] < 0.1 * blind_gain["complex"]
+    assert blind_phase["complex"] < 0.1 * phase["complex"]
 
 
 def test_fine_log_term_ramps_in() -> None:

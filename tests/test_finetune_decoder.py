@@ -49,13 +49,36 @@ def stage1(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_noisy_latents_levels() -> None:
     mean = torch.zeros(400, 2, 50)
     cfg = replace(CFG, max_noise=0.3, clean_fraction=0.25)
-    z = noisy_latents(mean, 2.0, cfg, torch.Generator().manual_seed(0))
+    z, level = noisy_latents(mean, 2.0, cfg, torch.Generator().manual_seed(0))
     row_std = z.std(dim=(1, 2))
     clean = (row_std == 0).float().mean()
     assert 0.15 < clean < 0.35  # about clean_fraction of the rows are exact
     assert row_std.max() <= 0.3 * 2.0 * 1.2 and row_std.max() > 0.3 * 2.0 * 0.8  # up to max_noise x std
-    again = noisy_latents(mean, 2.0, cfg, torch.Generator().manual_seed(0))
+    assert torch.allclose(row_std, level * 2.0, rtol=0.25, atol=1e-6)  # the level is relative to the std
+    again, _ = noisy_latents(mean, 2.0, cfg, torch.Generator().manual_seed(0))
     assert torch.equal(z, again)
+
+
+def test_noisy_latents_envelope_channels_get_their_own_level() -> None:
+    mean = torch.zeros(300, 6, 200)
+    cfg = replace(CFG, max_noise=1.0, clean_fraction=0.0, envelope_noise=0.1)
+    z, level = noisy_latents(mean, 2.0, cfg, torch.Generator().manual_seed(1), learned=4, envelope_std=0.5)
+    learned_std, envelope_std = z[:, :4].std(dim=(1, 2)), z[:, 4:].std(dim=(1, 2))
+    assert torch.allclose(learned_std, level * 2.0, rtol=0.2, atol=1e-6)
+    assert torch.allclose(envelope_std, level * 0.1 * 0.5, rtol=0.2, atol=1e-6)  # same fraction, own scale
+    quiet, _ = noisy_latents(mean, 2.0, replace(cfg, envelope_noise=0.0), torch.Generator(), 4, 0.5)
+    assert torch.equal(quiet[:, 4:], mean[:, 4:])  # envelope_noise 0: the computed channels stay exact
+
+
+def test_phase_free_rows_are_scored_without_phase(stage1: Path, tmp_path: Path) -> None:
+    """With phase_free_above below every noisy row's level, the loss splits into the two groups (both
+    logged) and the run stays seeded."""
+    cfg = replace(CFG, steps=2, max_noise=1.0, clean_fraction=0.5, phase_free_above=0.0)
+    history = finetune(cfg, stage1, tmp_path / "blind")
+    assert any("complex_blind" in h for h in history) and all(math.isfinite(h["loss"]) for h in history)
+    assert all(h.get("wave_blind", 0.0) == 0.0 for h in history)  # no waveform term without phase
+    again = finetune(cfg, stage1, tmp_path / "blind2")
+    assert [h["loss"] for h in history] == [h["loss"] for h in again]
 
 
 def test_finetune_is_seeded_resumes_and_keeps_the_encoder(stage1: Path, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Fine-tune the embedded prior's decoder to be robust to imprecise latents (an experiment).
 
     python -m audiosds.training.finetune_decoder --out DIR --autoencoder AE_EXPORT_DIR [--resume]
-        [--threads 2] [--seed 0] [--minutes M] [--steps N] [--export-only]
+        [--threads 2] [--seed 0] [--minutes M] [--steps N] [--max-noise X] [--set KEY=VALUE ...]
+        [--export-only]
 
 Why: the shipped decoder has only seen (nearly) exact posterior means, and latent noise of a
 tenth of sigma_data costs its reconstructions about 4 dB SI-SDR and 25 points of the family
@@ -18,6 +19,11 @@ Outcome (2026-11-29, benchmarks/RESULTS.md): 2500 steps (18 min, one thread) tra
 fidelity (10.8 -> 8.4 dB) for robustness and did not improve generation, so the pipeline
 (``scripts/train_embedded.sh``) does not run this stage and the shipped decoder is the
 autoencoder's own. Kept as a tested tool for retrained autoencoders.
+
+Second experiment (2026-11-30, session 8, RESULTS.md): on an envelope-latent autoencoder, noise on
+the learned channels only (up to 1.5 x their std; ``envelope_noise`` for the computed ones) and rows
+noisier than ``phase_free_above`` scored without phase, so the decoder would learn to render the band
+energies when the learned channels are unreliable. Generation rose by about one standard error only.
 
 Reproducible from ``--seed`` like the training stages (batches and noise from (seed, step);
 ``--resume`` replays exactly). The export ``DIR/export/autoencoder.{safetensors,json}`` (and
@@ -45,6 +51,8 @@ from .run import (
     Budget,
     Schedule,
     Trainer,
+    add_override_argument,
+    apply_overrides,
     export_weights,
     load_checkpoint,
     open_run,
@@ -72,6 +80,12 @@ class DecoderFinetuneConfig:
     gain_db: tuple[float, float] = (-12.0, 3.0)
     max_noise: float = 0.3  # latent noise std, relative to the latents' measured std
     clean_fraction: float = 0.25  # rows decoded from the exact posterior mean
+    # With envelope channels, max_noise applies to the learned channels and this (relative to the
+    # envelope channels' std, at the same random fraction of its maximum) to the envelope's.
+    envelope_noise: float = 0.0
+    # Rows whose relative noise exceeds this are scored without phase (reconstruction_loss(phase=False)):
+    # a decoder cannot know where a partial's phase is from a latent that noisy, only what it sounds like.
+    phase_free_above: float | None = None  # None: every row with phase
     checkpoint_every: int = 500
     log_every: int = 50
     eval_clips: int = 64
@@ -86,6 +100,11 @@ class DecoderFinetuneConfig:
                 "DecoderFinetuneConfig: expected max_noise >= 0 and clean_fraction in [0, 1], got "
                 f"{self.max_noise}, {self.clean_fraction}"
             )
+        if not (self.envelope_noise >= 0 and (self.phase_free_above is None or self.phase_free_above >= 0)):
+            raise ValueError(
+                "DecoderFinetuneConfig: expected envelope_noise >= 0 and phase_free_above >= 0, got "
+                f"{self.envelope_noise}, {self.phase_free_above}"
+            )
         object.__setattr__(self, "gain_db", tuple(self.gain_db))
 
     @classmethod
@@ -98,18 +117,30 @@ class DecoderFinetuneConfig:
 
 
 def noisy_latents(
-    mean: Tensor, latent_std: float, cfg: DecoderFinetuneConfig, generator: torch.Generator
-) -> Tensor:
-    """``mean`` plus Gaussian noise of a random level per row (0 for ``clean_fraction`` of rows).
+    mean: Tensor,
+    latent_std: float,
+    cfg: DecoderFinetuneConfig,
+    generator: torch.Generator,
+    learned: int | None = None,
+    envelope_std: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    """``mean`` plus Gaussian noise of a random level per row (0 for ``clean_fraction`` of rows), and
+    each row's level relative to ``latent_std``. With ``learned`` < D the first ``learned`` channels get
+    that noise and the rest (envelope channels) the same fraction of ``cfg.envelope_noise *
+    envelope_std``.
 
     Shape:
-        mean (B, D, T) -> (B, D, T)
+        mean (B, D, T) -> (B, D, T), (B,)
     """
-    batch = mean.shape[0]
-    level = torch.rand(batch, generator=generator) * cfg.max_noise * latent_std
-    level = torch.where(torch.rand(batch, generator=generator) < cfg.clean_fraction, 0.0, level)
+    batch, channels = mean.shape[:2]
+    fraction = torch.rand(batch, generator=generator)
+    fraction = torch.where(torch.rand(batch, generator=generator) < cfg.clean_fraction, 0.0, fraction)
     eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-    return mean + level.to(mean.dtype)[:, None, None] * eps
+    learned = channels if learned is None else learned
+    scale = torch.full((channels,), cfg.max_noise * latent_std)
+    scale[learned:] = cfg.envelope_noise * envelope_std
+    noise = (fraction[:, None] * scale[None]).to(mean.dtype)[:, :, None] * eps
+    return mean + noise, fraction * cfg.max_noise
 
 
 def finetune(
@@ -141,12 +172,23 @@ def finetune(
     stream_cfg = replace(cfg.data, captions_per_clip=1)
     held_cfg = replace(cfg.data, split="heldout", captions_per_clip=1)
     held = render_clips(held_cfg, cfg.eval_clips, cfg.seed + 7919) if cfg.eval_clips else None
+    learned = model.config.latent_channels  # envelope channels, if any, come after these
     with torch.no_grad():
         probe = stream_clips(stream_cfg, 10**6, 64, cfg.seed)
-        latent_std = float(model.encode(torch.from_numpy(probe.audio.astype("float32"))[:, None]).std())
-    log(f"latent std {latent_std:.4f} (64 fresh training clips)")
+        probe_z = model.encode(torch.from_numpy(probe.audio.astype("float32"))[:, None])
+        latent_std = float(probe_z[:, :learned].std())
+        envelope_std = float(probe_z[:, learned:].std()) if probe_z.shape[1] > learned else 0.0
+    log(f"latent std {latent_std:.4f}, envelope std {envelope_std:.4f} (64 fresh training clips)")
     loss_cfg = replace(cfg.loss, kl=0.0)
     final_fine = loss_cfg.fine_log_magnitude
+
+    def weighted(terms: dict[str, Tensor]) -> Tensor:
+        return (
+            loss_cfg.wave * terms["wave"]
+            + loss_cfg.complex * terms["complex"]
+            + loss_cfg.log_magnitude * terms["log_magnitude"]
+            + final_fine * terms["fine_log_magnitude"]
+        )
 
     def loss_of_step(step: int) -> tuple[Tensor, dict[str, float]]:
         model.encoder.eval()
@@ -154,15 +196,20 @@ def finetune(
         x = audio_batch(fresh, step, cfg.batch, cfg.crop, cfg.seed + 1, cfg.gain_db, every_clip=True)
         with torch.no_grad():
             mean = model.encode(x)
-        z = noisy_latents(mean, latent_std, cfg, step_generator(cfg.seed, step, NOISE_STREAM))
-        terms = reconstruction_loss(model.decode(z)[..., : x.shape[-1]], x, loss_cfg)
-        total = (
-            loss_cfg.wave * terms["wave"]
-            + loss_cfg.complex * terms["complex"]
-            + loss_cfg.log_magnitude * terms["log_magnitude"]
-            + final_fine * terms["fine_log_magnitude"]
-        )
-        return total, {k: float(v.detach()) for k, v in terms.items()}
+        generator = step_generator(cfg.seed, step, NOISE_STREAM)
+        z, level = noisy_latents(mean, latent_std, cfg, generator, learned, envelope_std)
+        x_hat = model.decode(z)[..., : x.shape[-1]]
+        blind = torch.zeros_like(level, dtype=torch.bool)
+        if cfg.phase_free_above is not None:
+            blind = level > cfg.phase_free_above
+        total, parts = x.new_zeros(()), {}
+        for rows, phase in ((~blind, True), (blind, False)):
+            if bool(rows.any()):  # each group weighs as its share of the batch
+                terms = reconstruction_loss(x_hat[rows], x[rows], loss_cfg, phase=phase)
+                total = total + weighted(terms) * float(rows.float().mean())
+                suffix = "" if phase else "_blind"
+                parts.update({k + suffix: float(v.detach()) for k, v in terms.items()})
+        return total, parts
 
     scores = None if held is None else (lambda ema_model: evaluate(ema_model, held))
     history = trainer.run(Schedule.of(cfg), loss_of_step, scores, stop_at, Budget(minutes), eval_digits=2)
@@ -216,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="total steps (default: the config's)")
     parser.add_argument("--max-noise", type=float, default=None, help="largest relative latent noise")
     parser.add_argument("--export-only", action="store_true", help="re-export OUT's checkpoint and exit")
+    add_override_argument(parser)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (results depend on it)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -232,6 +280,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_noise=base.max_noise if args.max_noise is None else args.max_noise,
         data=replace(base.data, seed=args.seed),
     )
+    if args.overrides:
+        try:
+            cfg = DecoderFinetuneConfig.from_dict(apply_overrides(cfg.to_dict(), args.overrides))
+        except (TypeError, ValueError) as err:
+            parser.error(str(err))
     finetune(cfg, args.autoencoder, args.out, resume=args.resume, minutes=args.minutes)
 
 

@@ -274,7 +274,8 @@ class Trainer:
             if step % schedule.log_every == 0:
                 rate = (step - since) / (time.monotonic() - t0)
                 recent = history[-schedule.log_every :]
-                mean = {k: sum(h[k] for h in recent) / len(recent) for k in recent[0]}
+                keys = dict.fromkeys(k for h in recent for k in h)  # a part may be absent from some steps
+                mean = {k: sum(vs) / len(vs) for k in keys if (vs := [h[k] for h in recent if k in h])}
                 parts_text = " ".join(f"{k} {v:.4f}" for k, v in mean.items())
                 self.log(f"step {step} lr {lr:.2e} {rate:.2f} steps/s {parts_text}")
             if step % schedule.checkpoint_every == 0 or step == schedule.steps:

@@ -156,12 +156,14 @@ def complex_stft(x: Tensor, size: int) -> Tensor:
     return torch.view_as_real(spec)
 
 
-def reconstruction_loss(x_hat: Tensor, x: Tensor, cfg: LossConfig) -> dict[str, Tensor]:
+def reconstruction_loss(x_hat: Tensor, x: Tensor, cfg: LossConfig, phase: bool = True) -> dict[str, Tensor]:
     """Phase-aware multiscale loss on RMS-normalised crops (every loudness and a ringing tail's
     quiet end count as much as a loud attack).
 
     Returns the terms ``wave``, ``complex``, ``log_magnitude``, ``fine_log_magnitude`` (each
-    averaged over windows where multiscale), unweighted.
+    averaged over windows where multiscale), unweighted. With ``phase=False`` the loss is blind to
+    phase: ``wave`` is 0 and ``complex`` compares STFT magnitudes instead of real and imaginary parts
+    (for latents too corrupted to say where a partial's phase is).
 
     Shape:
         x_hat (B, 1, N), x (B, 1, N) -> dict of ()
@@ -171,12 +173,17 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, cfg: LossConfig) -> dict[str, 
     scale = x.square().mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(RMS_FLOOR)  # (B, 1, 1)
     e, r = (x_hat / scale)[:, 0], (x / scale)[:, 0]
     zero = e.new_zeros(())
-    terms = {"wave": (e - r).abs().mean(), "complex": zero, "log_magnitude": zero, "fine_log_magnitude": zero}
+    wave = (e - r).abs().mean() if phase else zero
+    terms = {"wave": wave, "complex": zero, "log_magnitude": zero, "fine_log_magnitude": zero}
     floors = {"log_magnitude": cfg.log_floor, "fine_log_magnitude": cfg.fine_log_floor}
     for size in cfg.windows:
         se, sr = complex_stft(e, size), complex_stft(r, size)
-        terms["complex"] = terms["complex"] + (se - sr).abs().mean() / len(cfg.windows)
         power_e, power_r = se.square().sum(-1), sr.square().sum(-1)
+        if phase:
+            difference = (se - sr).abs().mean()
+        else:  # the magnitudes' L1, scaled as the complex term's L1 per real part
+            difference = ((power_e + 1e-12).sqrt() - (power_r + 1e-12).sqrt()).abs().mean() / 2
+        terms["complex"] = terms["complex"] + difference / len(cfg.windows)
         for name, floor in floors.items():
             log_e, log_r = 0.5 * (power_e + floor**2).log(), 0.5 * (power_r + floor**2).log()
             terms[name] = terms[name] + (log_e - log_r).abs().mean() / len(cfg.windows)
