@@ -1,7 +1,7 @@
-"""Why does an embedded prior generate what it generates? Three diagnostics of its weights.
+"""Why does an embedded prior generate what it generates? Five diagnostics of its weights.
 
     python benchmarks/prior_diagnostics.py [--weights DIR] [--seed 0] [--threads 1]
-        [--sections fragility sdedit bands] [--out FILE.md]
+        [--sections fragility sdedit bands moments halves] [--clips N] [--out FILE.md]
 
 * ``fragility``: held-out world clips are encoded, Gaussian noise of 0-20% of the latents'
   std (sigma_data) is added to the latents, and the decoded audio is scored: SI-SDR against the
@@ -25,6 +25,13 @@
   same share for log band energies of the audio at the latent's frame rate (a phase-free
   description: what a latent could carry in its first moment).
 
+* ``halves``: for a latent with envelope channels (``AutoencoderConfig.envelope_bands``), which half
+  of a generated latent is wrong? One latent is generated per clip from a held-out prompt of the
+  clip's family (DPM-Solver++(2M), 30 steps, CFG 4) and decoded whole, with the clip's own envelope
+  channels in place of the generated ones, and with the clip's learned channels in place of the
+  generated ones; then the clip's envelope under another family's learned channels shows which half
+  the decoder follows. Also: the std of each half, generated vs encoded.
+
 The judge is ``benchmarks/judge.py`` (nearest centroid on spectral features, fitted on other
 held-out world clips). Prints markdown; ``--out`` also writes it.
 """
@@ -44,12 +51,12 @@ from shards import emit
 
 from audiosds.metrics import si_sdr
 from audiosds.priors.embedded import EmbeddedConfig, EmbeddedPrior, EmbeddedWeightsError
-from audiosds.sampling import karras_sigmas, sample
+from audiosds.sampling import generate_latent, karras_sigmas, sample
 from audiosds.training.train_scorer import class_prompts
 from audiosds.world import FAMILIES
 from audiosds.world.dataset import sample_clips
 
-SECTIONS = ("fragility", "sdedit", "bands", "moments")
+SECTIONS = ("fragility", "sdedit", "bands", "moments", "halves")
 NOISE_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.2)  # latent noise std / sigma_data
 SDEDIT_SIGMAS = (0.3, 1.0, 3.0, 10.0)
 SECONDS = 2.0
@@ -212,6 +219,102 @@ def moments(prior: EmbeddedPrior, x: torch.Tensor, families: list[str]) -> list[
     ]
 
 
+def _swap(learned_from: torch.Tensor, envelope_from: torch.Tensor, learned: int) -> torch.Tensor:
+    """The first ``learned`` channels of one latent with the remaining (envelope) channels of another.
+
+    Shape:
+        (B, D, T), (B, D, T) -> (B, D, T)
+    """
+    return torch.cat([learned_from[:, :learned], envelope_from[:, learned:]], dim=1)
+
+
+def halves_table(
+    decode, classify, generated: torch.Tensor, real: torch.Tensor, families: list[str], learned: int
+) -> list[str]:
+    """Rows of the ``halves`` section. ``generated[i]`` was prompted with ``families[i]`` and ``real[i]``
+    encodes a clip of that family; ``decode`` maps latents to audio, ``classify`` audio to families.
+    The "other family" latent of row i is ``real`` of the next row with another family.
+
+    Shape:
+        generated (B, D, T), real (B, D, T)
+    """
+    n = len(families)
+    other = [next(j for k in range(1, n + 1) if families[j := (i + k) % n] != families[i]) for i in range(n)]
+
+    def accuracy(z: torch.Tensor, truth: Sequence[str]) -> float:
+        return float(np.mean([a == b for a, b in zip(classify(decode(z)), truth, strict=True)]))
+
+    crossed = _swap(real[other], real, learned)
+    other_families = [families[j] for j in other]
+    cells = [
+        ("generated latent", accuracy(generated, families)),
+        (
+            "generated learned channels + the clip's envelope",
+            accuracy(_swap(generated, real, learned), families),
+        ),
+        (
+            "the clip's learned channels + generated envelope",
+            accuracy(_swap(real, generated, learned), families),
+        ),
+        ("the clip's latent (plain reconstruction)", accuracy(real, families)),
+        (
+            "another family's learned channels + the clip's envelope: judged as the envelope's",
+            accuracy(crossed, families),
+        ),
+        ("... judged as the learned channels' family", accuracy(crossed, other_families)),
+    ]
+    stds = [
+        (name, float(part.std()), float(gen.std()))
+        for name, part, gen in (
+            ("learned", real[:, :learned], generated[:, :learned]),
+            ("envelope", real[:, learned:], generated[:, learned:]),
+        )
+    ]
+    return [
+        "## Which half of a generated latent is wrong\n",
+        "| decoded latent | judged as the prompted family |",
+        "|---|---|",
+        *(f"| {name} | {value:.1%} |" for name, value in cells),
+        "",
+        "| channels | std, encoded clips | std, generated |",
+        "|---|---|---|",
+        *(f"| {name} | {a:.3f} | {b:.3f} |" for name, a, b in stds),
+    ]
+
+
+def halves(prior: EmbeddedPrior, judge, x: torch.Tensor, families: list[str], seed: int) -> list[str]:
+    learned = prior.autoencoder.config.latent_channels
+    if prior.latent_channels == learned:
+        return ["## Which half of a generated latent is wrong\n", "Not applicable: no envelope channels.\n"]
+    prompts = class_prompts("heldout", 1, seed + 11)
+    frames = prior.autoencoder.latent_frames(x.shape[-1])
+    with torch.inference_mode():
+        real = torch.cat([prior.encode(x[i : i + 32]) for i in range(0, len(x), 32)])
+        generated = torch.cat(
+            [
+                generate_latent(
+                    prior,
+                    prior.embed([prompts[family][0]]),
+                    frames,
+                    30,
+                    4.0,
+                    "dpmpp_2m",
+                    torch.Generator().manual_seed(seed * 1000 + i),
+                )
+                for i, family in enumerate(families)
+            ]
+        )
+
+    def decode(z: torch.Tensor) -> list[np.ndarray]:
+        with torch.inference_mode():
+            audio = torch.cat([prior.decode(z[i : i + 16]) for i in range(0, len(z), 16)])
+        return [row[0, : x.shape[-1]].numpy() for row in audio]
+
+    return halves_table(
+        decode, lambda audio: judge.classify(audio, prior.sample_rate), generated, real, families, learned
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", default=None, help="embedded prior weights folder (default: shipped)")
@@ -229,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         prior = EmbeddedPrior(EmbeddedConfig(weights_dir=args.weights)).freeze()
     except EmbeddedWeightsError as err:
         sys.exit(f"error: {err}")
-    needs_judge = bool({"fragility", "sdedit"} & set(args.sections))
+    needs_judge = bool({"fragility", "sdedit", "halves"} & set(args.sections))
     judge = fit_world_judge(20, SECONDS, prior.sample_rate, seed=args.seed + 1) if needs_judge else None
     clips = sample_clips("heldout", args.clips, SECONDS, prior.sample_rate, seed=args.seed + 3)
     x = torch.from_numpy(np.stack([c.audio for c in clips]))[:, None]
@@ -248,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         lines += [*bands(prior, x, families), ""]
     if "moments" in args.sections:
         lines += [*moments(prior, x, families), ""]
+    if "halves" in args.sections:
+        lines += [*halves(prior, judge, x, families, args.seed), ""]
     lines.append(f"Total time {time.monotonic() - start:.0f} s.")
     emit(lines, args.out)
 

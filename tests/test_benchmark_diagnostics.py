@@ -122,3 +122,40 @@ def test_log_band_energies_put_a_tone_in_one_band() -> None:
     edges = np.geomspace(50.0, SR / 2, 17)
     assert edges[loudest[0]] <= 1000.0 < edges[loudest[0] + 1]
     assert edges[loudest[1]] <= 6000.0 < edges[loudest[1] + 1]
+
+
+def test_halves_table_tells_which_half_the_decoder_follows() -> None:
+    """Latents of one learned and one envelope channel, constant in time; a family is a value. The
+    stand-in decoder renders only the envelope channel, so the envelope decides every row: generated
+    envelopes that are right and learned channels that are wrong must show as such."""
+    families = ["a", "b", "c", "a", "b", "c"]
+    value = {"a": 0.0, "b": 1.0, "c": 2.0}
+    real = torch.tensor([[value[f], value[f]] for f in families])[:, :, None].repeat(1, 1, 8)
+    generated = real.clone()
+    generated[:, 0] = (generated[:, 0] + 1.0) % 3.0  # learned half another family's, envelope half right
+
+    def decode(z: torch.Tensor) -> list[np.ndarray]:
+        return [row[1].numpy() for row in z]  # follows the envelope channel only
+
+    def classify(audio: list[np.ndarray]) -> list[str]:
+        return [min(value, key=lambda f: abs(value[f] - float(a.mean()))) for a in audio]
+
+    lines = diagnostics.halves_table(decode, classify, generated, real, families, learned=1)
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in lines if line.startswith("| ")}
+    assert rows["generated latent"] == "100.0%"
+    assert rows["the clip's learned channels + generated envelope"] == "100.0%"
+    assert (
+        rows["another family's learned channels + the clip's envelope: judged as the envelope's"] == "100.0%"
+    )
+    assert rows["... judged as the learned channels' family"] == "0.0%"
+    # A decoder that follows the learned channel instead: the generated latent fails, the crossed one too.
+    lines = diagnostics.halves_table(
+        lambda z: [row[0].numpy() for row in z], classify, generated, real, families, learned=1
+    )
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in lines if line.startswith("| ")}
+    assert rows["generated latent"] == "0.0%"
+    assert rows["generated learned channels + the clip's envelope"] == "0.0%"
+    assert rows["... judged as the learned channels' family"] == "100.0%"
+    learned_std = next(line for line in lines if line.startswith("| learned |")).split("|")[2:4]
+    expected = [float(real[:, 0].std()), float(generated[:, 0].std())]
+    assert [float(v) for v in learned_std] == pytest.approx(expected, abs=1e-3)  # printed to 3 decimals
