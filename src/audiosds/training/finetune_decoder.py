@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -182,14 +183,6 @@ def finetune(
     loss_cfg = replace(cfg.loss, kl=0.0)
     final_fine = loss_cfg.fine_log_magnitude
 
-    def weighted(terms: dict[str, Tensor]) -> Tensor:
-        return (
-            loss_cfg.wave * terms["wave"]
-            + loss_cfg.complex * terms["complex"]
-            + loss_cfg.log_magnitude * terms["log_magnitude"]
-            + final_fine * terms["fine_log_magnitude"]
-        )
-
     def loss_of_step(step: int) -> tuple[Tensor, dict[str, float]]:
         model.encoder.eval()
         fresh = stream_clips(stream_cfg, step, cfg.batch, cfg.seed + 1)
@@ -199,14 +192,13 @@ def finetune(
         generator = step_generator(cfg.seed, step, NOISE_STREAM)
         z, level = noisy_latents(mean, latent_std, cfg, generator, learned, envelope_std)
         x_hat = model.decode(z)[..., : x.shape[-1]]
-        blind = torch.zeros_like(level, dtype=torch.bool)
-        if cfg.phase_free_above is not None:
-            blind = level > cfg.phase_free_above
+        limit = math.inf if cfg.phase_free_above is None else cfg.phase_free_above
+        blind = level > limit
         total, parts = x.new_zeros(()), {}
         for rows, phase in ((~blind, True), (blind, False)):
             if bool(rows.any()):  # each group weighs as its share of the batch
                 terms = reconstruction_loss(x_hat[rows], x[rows], loss_cfg, phase=phase)
-                total = total + weighted(terms) * float(rows.float().mean())
+                total = total + loss_cfg.weighted(terms, final_fine) * float(rows.float().mean())
                 suffix = "" if phase else "_blind"
                 parts.update({k + suffix: float(v.detach()) for k, v in terms.items()})
         return total, parts

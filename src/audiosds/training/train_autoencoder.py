@@ -75,6 +75,16 @@ class LossConfig:
         object.__setattr__(self, "windows", tuple(self.windows))
         object.__setattr__(self, "fine_ramp", tuple(self.fine_ramp))
 
+    def weighted(self, terms: dict[str, Tensor], fine_weight: float) -> Tensor:
+        """The reconstruction terms of :func:`reconstruction_loss` summed with their weights (the fine
+        log-magnitude term with ``fine_weight``); the KL is not included."""
+        return (
+            self.wave * terms["wave"]
+            + self.complex * terms["complex"]
+            + self.log_magnitude * terms["log_magnitude"]
+            + fine_weight * terms["fine_log_magnitude"]
+        )
+
     def fine_weight(self, step: int) -> float:
         """Weight of the fine log-magnitude term at ``step`` (linear ramp over ``fine_ramp``)."""
         start, end = self.fine_ramp
@@ -205,13 +215,7 @@ def training_step(
     learned = model.config.latent_channels  # envelope channels (after these) are computed: no KL
     mean, log_std = mean[:, :learned], log_std[:, :learned]
     terms["kl"] = kl_divergence(mean, log_std)
-    total = (
-        cfg.wave * terms["wave"]
-        + cfg.complex * terms["complex"]
-        + cfg.log_magnitude * terms["log_magnitude"]
-        + cfg.fine_weight(step) * terms["fine_log_magnitude"]
-        + cfg.kl * terms["kl"]
-    )
+    total = cfg.weighted(terms, cfg.fine_weight(step)) + cfg.kl * terms["kl"]
     parts = {k: float(v.detach()) for k, v in terms.items()}
     parts["latent_std"] = float(mean.detach().std())
     parts["posterior_std"] = float(log_std.detach().exp().mean())
