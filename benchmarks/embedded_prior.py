@@ -241,13 +241,19 @@ def autoencoder_section(
     families = list(FAMILIES)
     sr = prior.sample_rate
     recon: list[np.ndarray] = []
+    # Generated latents decode from the envelope alone with such weights: judge that rendering too.
+    envelope_only = bool(getattr(prior.autoencoder.config, "envelope_decoding", False))
+    recon_envelope: list[np.ndarray] = []
     start = time.monotonic()
     bar = _progress(len(clips), "autoencoder")
     for i in range(0, len(clips), args.batch):
         chunk = clips[i : i + args.batch]
         x = torch.from_numpy(np.stack([c.audio for c in chunk]))[:, None]  # (B, 1, N)
         with torch.inference_mode():
-            y = prior.decode(prior.encode(x))[..., : x.shape[-1]]
+            z = prior.encode(x)
+            y = prior.decode(z)[..., : x.shape[-1]]
+            if envelope_only:
+                recon_envelope.extend(prior.decode_generated(z)[:, 0, : x.shape[-1]].float().numpy())
         recon.extend(y[:, 0].float().numpy())
         bar.update(len(chunk))
     bar.close()
@@ -290,6 +296,13 @@ def autoencoder_section(
         f"- Judge labels {_pct(recon_acc)} of reconstructions correctly (target >= {_pct(AE_JUDGE_TARGET)}): "
         f"{_verdict(recon_acc >= AE_JUDGE_TARGET)} (on the originals: {_pct(original_acc)})\n",
     )
+    if envelope_only:
+        labels = judge.classify(np.stack(recon_envelope), sr)
+        envelope_acc = float(np.mean([p == t for p, t in zip(labels, truth, strict=True)]))
+        report(
+            f"- Envelope-only reconstructions (learned channels zeroed, as generated latents are decoded "
+            f"with these weights): judge {_pct(envelope_acc)}, the ceiling for generation\n"
+        )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -30,7 +30,9 @@
   clip's family (DPM-Solver++(2M), 30 steps, CFG 4) and decoded whole, with the clip's own envelope
   channels in place of the generated ones, and with the clip's learned channels in place of the
   generated ones; then the clip's envelope under another family's learned channels shows which half
-  the decoder follows. Also: the std of each half, generated vs encoded.
+  the decoder follows. Then both envelopes (generated, the clip's) decoded with the learned channels set
+  to zero: a decoder fine-tuned with ``drop_fraction`` renders band energies alone that way. Also: the
+  std of each half, generated vs encoded.
 
 The judge is ``benchmarks/judge.py`` (nearest centroid on spectral features, fitted on other
 held-out world clips). Prints markdown; ``--out`` also writes it.
@@ -228,6 +230,16 @@ def _swap(learned_from: torch.Tensor, envelope_from: torch.Tensor, learned: int)
     return torch.cat([learned_from[:, :learned], envelope_from[:, learned:]], dim=1)
 
 
+def _zeroed(z: torch.Tensor, learned: int) -> torch.Tensor:
+    """``z`` with its first ``learned`` channels set to zero: what the decoder sees when it is asked to
+    render the envelope channels alone (``Autoencoder.decode_envelope``).
+
+    Shape:
+        (B, D, T) -> (B, D, T)
+    """
+    return torch.cat([torch.zeros_like(z[:, :learned]), z[:, learned:]], dim=1)
+
+
 def halves_table(
     decode, classify, generated: torch.Tensor, real: torch.Tensor, families: list[str], learned: int
 ) -> list[str]:
@@ -262,6 +274,11 @@ def halves_table(
             accuracy(crossed, families),
         ),
         ("... judged as the learned channels' family", accuracy(crossed, other_families)),
+        (
+            "learned channels zeroed + generated envelope (envelope-only decoding)",
+            accuracy(_zeroed(generated, learned), families),
+        ),
+        ("learned channels zeroed + the clip's envelope", accuracy(_zeroed(real, learned), families)),
     ]
     stds = [
         (name, float(part.std()), float(gen.std()))

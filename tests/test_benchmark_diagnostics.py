@@ -148,6 +148,8 @@ def test_halves_table_tells_which_half_the_decoder_follows() -> None:
         rows["another family's learned channels + the clip's envelope: judged as the envelope's"] == "100.0%"
     )
     assert rows["... judged as the learned channels' family"] == "0.0%"
+    assert rows["learned channels zeroed + generated envelope (envelope-only decoding)"] == "100.0%"
+    assert rows["learned channels zeroed + the clip's envelope"] == "100.0%"
     # A decoder that follows the learned channel instead: the generated latent fails, the crossed one too.
     lines = diagnostics.halves_table(
         lambda z: [row[0].numpy() for row in z], classify, generated, real, families, learned=1
@@ -156,6 +158,7 @@ def test_halves_table_tells_which_half_the_decoder_follows() -> None:
     assert rows["generated latent"] == "0.0%"
     assert rows["generated learned channels + the clip's envelope"] == "0.0%"
     assert rows["... judged as the learned channels' family"] == "100.0%"
+    assert rows["learned channels zeroed + the clip's envelope"] == "33.3%"  # all zero: family "a" only
     learned_std = next(line for line in lines if line.startswith("| learned |")).split("|")[2:4]
     expected = [float(real[:, 0].std()), float(generated[:, 0].std())]
     assert [float(v) for v in learned_std] == pytest.approx(expected, abs=1e-3)  # printed to 3 decimals

@@ -21,7 +21,7 @@ import torch
 
 from audiosds.priors.embedded import EmbeddedConfig, EmbeddedPrior, EmbeddedWeightsError, load_autoencoder
 from audiosds.training import train_autoencoder, train_diffusion
-from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig, fold, unfold
+from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig, band_edges, fold, unfold
 from audiosds.training.data import DataConfig, audio_batch, load_or_render_cache
 from audiosds.training.denoiser import DenoiserConfig, EDMDenoiser, UNet1d, edm_coefficients, edm_loss
 from audiosds.training.run import export_weights
@@ -335,6 +335,37 @@ def test_reconstruction_loss_sees_phase() -> None:
     assert blind_phase["complex"] < 0.1 * phase["complex"]
 
 
+def test_phase_cutoff_makes_a_misplaced_high_partial_cheaper_than_a_missing_one() -> None:
+    """A 500 Hz tone plus a 5 kHz partial. With phase seen everywhere (the default), moving the high
+    partial's phase costs more than dropping it, so a decoder that cannot place it learns to attenuate;
+    with phase_cutoff 0.25 (2 kHz) it costs only what its magnitudes differ, far less than dropping it,
+    while the low tone's phase still counts."""
+    t = torch.arange(8192) / SR
+    env = torch.hann_window(8192, periodic=False) * 0.1
+
+    def tone(high_phase: float | None, low_phase: float = 0.0) -> torch.Tensor:
+        y = torch.sin(2 * math.pi * 500.0 * t + low_phase)
+        if high_phase is not None:
+            y = y + 0.5 * torch.sin(2 * math.pi * 5000.0 * t + high_phase)
+        return (env * y).view(1, 1, -1)
+
+    x, moved, dropped, low_moved = tone(0.0), tone(2.0), tone(None), tone(0.0, low_phase=2.0)
+
+    def total(cfg: train_autoencoder.LossConfig, y: torch.Tensor) -> float:
+        return float(cfg.weighted(train_autoencoder.reconstruction_loss(y, x, cfg), cfg.fine_log_magnitude))
+
+    full = train_autoencoder.LossConfig(windows=(512, 128))
+    cut = replace(full, phase_cutoff=0.25)
+    assert total(full, moved) > total(full, dropped)  # why decoders attenuate high partials
+    assert total(cut, moved) < 0.5 * total(cut, dropped)
+    wave = [float(train_autoencoder.reconstruction_loss(moved, x, c)["wave"]) for c in (cut, full)]
+    assert wave[0] < 1e-3 * wave[1]  # above the cutoff the waveform term does not see it
+    assert total(cut, low_moved) > 0.5 * total(full, low_moved)  # below it, phase still counts
+    torch.testing.assert_close(train_autoencoder.lowpass(x[:, 0], 1.0), x[:, 0], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="phase_cutoff"):
+        train_autoencoder.LossConfig(phase_cutoff=0.0)
+
+
 def test_fine_log_term_ramps_in() -> None:
     cfg = train_autoencoder.LossConfig(fine_log_magnitude=0.5, fine_ramp=(100, 300))
     assert [cfg.fine_weight(s) for s in (0, 100, 200, 300, 10_000)] == [0.0, 0.0, 0.25, 0.5, 0.5]
@@ -600,3 +631,92 @@ def test_diffusion_trains_on_envelope_latents(tmp_path: Path) -> None:
     assert prior.latent_channels == 10 and prior.denoiser.config.latent_channels == 10
     # the statistics travel with the weights (float16 export: rtol 1e-3)
     torch.testing.assert_close(prior.autoencoder.envelope.std, ae.envelope.std, rtol=1e-3, atol=0)
+
+
+def test_envelope_decoding_renders_generated_latents_from_the_envelope_alone(tmp_path: Path) -> None:
+    """With ``envelope_decoding`` the prior decodes sampled latents with the learned channels zeroed
+    (whatever they hold), while ``decode`` stays the full decoder; without it both are the same."""
+    ae = randomize(Autoencoder(replace(ENV_AE, envelope_decoding=True)), 16)
+    z = torch.randn(2, 10, 5, generator=torch.Generator().manual_seed(4))
+    other = z.clone()
+    other[:, :4] = torch.randn(2, 4, 5, generator=torch.Generator().manual_seed(5))  # learned only
+    with torch.no_grad():
+        torch.testing.assert_close(ae.decode_envelope(z), ae.decode_envelope(other))
+        zeroed = torch.cat([torch.zeros(2, 4, 5), z[:, 4:]], dim=1)
+        torch.testing.assert_close(ae.decode_envelope(z), ae.decode(zeroed))
+        assert not torch.allclose(ae.decode(z), ae.decode(other))
+    folder = tmp_path / "prior"
+    export_weights(ae, ae.config.to_dict(), folder, "autoencoder", dtype="float32")
+    dn = replace(TINY_DN, latent_channels=10)
+    export_weights(randomize(EDMDenoiser(dn), 3), dn.to_dict(), folder, "denoiser")
+    prior = EmbeddedPrior(EmbeddedConfig(weights_dir=str(folder)))
+    with torch.no_grad():
+        torch.testing.assert_close(prior.decode_generated(z), ae.decode_envelope(z))
+        torch.testing.assert_close(prior.decode(z), ae.decode(z))
+    ae_plain = Autoencoder(ENV_AE)
+    ae_plain.load_state_dict(ae.state_dict())
+    export_weights(ae_plain, ENV_AE.to_dict(), folder, "autoencoder", dtype="float32")
+    plain = EmbeddedPrior(EmbeddedConfig(weights_dir=str(folder)))
+    with torch.no_grad():
+        torch.testing.assert_close(plain.decode_generated(z), ae.decode(z))
+    with pytest.raises(ValueError, match="envelope_decoding: needs envelope_bands"):
+        replace(TINY_AE, envelope_decoding=True)
+    with pytest.raises(ValueError, match="no envelope channels"):
+        Autoencoder(TINY_AE).decode_envelope(torch.zeros(1, 4, 3))
+
+
+def test_mel_band_edges_and_envelope() -> None:
+    """Mel edges are even in mel (HTK) and span min_hz..Nyquist; a tone lands in its mel band; many mel
+    bands fit where log-spaced ones would leave low bands without a bin."""
+    edges = band_edges(30.0, 8000.0, 64, "mel")
+    mel = 2595.0 * torch.log10(1.0 + edges / 700.0)
+    assert edges[0] == pytest.approx(30.0) and edges[-1] == pytest.approx(8000.0)
+    torch.testing.assert_close(mel.diff(), torch.full((64,), float(mel.diff()[0]), dtype=torch.float64))
+    torch.testing.assert_close(
+        band_edges(50.0, 8000.0, 16, "log"),
+        torch.logspace(math.log10(50.0), 3.90309, 17, dtype=torch.float64),
+    )
+    cfg = replace(ENV_AE, envelope_bands=24, envelope_spacing="mel", envelope_min_hz=30.0)
+    ae = Autoencoder(cfg).eval()  # no empty band
+    with pytest.raises(ValueError, match="hold no STFT bin"):
+        Autoencoder(replace(cfg, envelope_spacing="log"))
+    t = torch.arange(6400) / SR
+    x = (0.3 * torch.sin(2 * math.pi * 1000.0 * t)).view(1, 1, -1)
+    with torch.no_grad():
+        env = ae.encode(x)[0, 4:, 10:-10].mean(dim=-1)
+    mel_edges = band_edges(30.0, 8000.0, 24, "mel")
+    assert int(env.argmax()) == int(((mel_edges[:-1] <= 1000.0) & (1000.0 < mel_edges[1:])).nonzero())
+    with pytest.raises(ValueError, match="envelope_spacing"):
+        replace(ENV_AE, envelope_spacing="bark")
+
+
+def test_dropped_rows_train_the_envelope_only_decoder(tmp_path: Path) -> None:
+    """drop_fraction zeroes the learned channels of some rows before decoding (so those rows decode as
+    ``decode_envelope`` does) and scores them without phase; the export turns envelope_decoding on."""
+    ae = randomize(Autoencoder(ENV_AE), 17)
+    x = 0.1 * torch.randn(64, 1, 640, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        x_hat, mean, _, dropped = ae(x, torch.Generator().manual_seed(0), drop_fraction=0.5)
+        assert 0.25 < float(dropped.float().mean()) < 0.75
+        # the envelope channels carry the posterior's floor noise (std exp(min_log_std)): close, not equal
+        reference = ae.decode_envelope(mean[dropped])[..., :640]
+        assert float((x_hat[dropped] - reference).norm() / reference.norm()) < 1e-2
+        plain, _, _, none = ae(x, torch.Generator().manual_seed(0))
+        assert not bool(none.any())
+        torch.testing.assert_close(plain[~dropped], x_hat[~dropped])  # the other rows: as without dropping
+    _, parts = train_autoencoder.training_step(
+        ae, x[:8], AE_TRAIN.loss, torch.Generator().manual_seed(0), 0, drop_fraction=0.5
+    )
+    assert {"complex", "complex_blind", "wave_blind"} <= set(parts) and parts["wave_blind"] == 0.0
+    _, plain_parts = train_autoencoder.training_step(
+        ae, x[:8], AE_TRAIN.loss, torch.Generator().manual_seed(0), 0
+    )
+    assert not any(k.endswith("_blind") for k in plain_parts)
+    with pytest.raises(ValueError, match="drop_fraction: needs envelope channels"):
+        Autoencoder(TINY_AE)(x[:2], drop_fraction=0.5)
+    with pytest.raises(ValueError, match="drop_fraction: needs model.envelope_bands"):
+        replace(AE_TRAIN, drop_fraction=0.5)
+    cfg = replace(AE_TRAIN, model=ENV_AE, steps=1, drop_fraction=0.5)
+    train_autoencoder.train(cfg, tmp_path / "run", cache=tmp_path)
+    loaded = load_autoencoder(tmp_path / "run" / "export")
+    assert loaded.config == replace(ENV_AE, envelope_decoding=True)

@@ -11,9 +11,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from audiosds.priors.embedded import load_autoencoder
 from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig
 from audiosds.training.data import DataConfig
-from audiosds.training.finetune_decoder import DecoderFinetuneConfig, export_only, finetune, noisy_latents
+from audiosds.training.finetune_decoder import (
+    DecoderFinetuneConfig,
+    drop_learned,
+    export_only,
+    finetune,
+    noisy_latents,
+)
 from audiosds.training.run import export_weights
 from audiosds.training.train_autoencoder import LossConfig
 
@@ -68,6 +75,32 @@ def test_noisy_latents_envelope_channels_get_their_own_level() -> None:
     assert torch.allclose(envelope_std, level * 0.1 * 0.5, rtol=0.2, atol=1e-6)  # same fraction, own scale
     quiet, _ = noisy_latents(mean, 2.0, replace(cfg, envelope_noise=0.0), torch.Generator(), 4, 0.5)
     assert torch.equal(quiet[:, 4:], mean[:, 4:])  # envelope_noise 0: the computed channels stay exact
+
+
+def test_drop_learned_zeroes_the_learned_channels_of_some_rows() -> None:
+    z = torch.randn(400, 6, 10, generator=torch.Generator().manual_seed(2)) + 3.0
+    out, dropped = drop_learned(z, 4, 0.5, torch.Generator().manual_seed(0))
+    assert 0.4 < float(dropped.float().mean()) < 0.6
+    assert torch.all(out[dropped, :4] == 0) and torch.equal(out[dropped, 4:], z[dropped, 4:])
+    assert torch.equal(out[~dropped], z[~dropped])  # other rows untouched
+    none, kept = drop_learned(z, 4, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(none, z) and not bool(kept.any())
+
+
+def test_drop_fraction_trains_an_envelope_only_mode(stage1: Path, tmp_path: Path) -> None:
+    """Every row dropped: only the phase-blind terms are logged; without envelope channels it is refused."""
+    env_cfg = replace(TINY_AE, envelope_bands=3, envelope_window=256, envelope_min_hz=200.0)
+    model = Autoencoder(env_cfg)
+    folder = tmp_path / "stage1_env"
+    export_weights(model, env_cfg.to_dict(), folder, "autoencoder", dtype="float32")
+    cfg = replace(CFG, steps=1, max_noise=0.0, drop_fraction=1.0, eval_clips=0)
+    history = finetune(cfg, folder, tmp_path / "drop")
+    assert "complex_blind" in history[0] and "complex" not in history[0]
+    assert load_autoencoder(tmp_path / "drop" / "export").config.envelope_decoding  # generation uses it
+    with pytest.raises(ValueError, match="drop_fraction: needs an autoencoder with envelope channels"):
+        finetune(cfg, stage1, tmp_path / "plain")
+    with pytest.raises(ValueError, match="drop_fraction"):
+        replace(CFG, drop_fraction=1.5)
 
 
 def test_phase_free_rows_are_scored_without_phase(stage1: Path, tmp_path: Path) -> None:

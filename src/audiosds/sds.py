@@ -27,6 +27,10 @@ render as the autoencoder reproduces it: g = w * (decode(z) - x_hat), and likewi
 With a perfect autoencoder the two agree; with a real one, "render" also pushes x toward the
 autoencoder's own errors (a decoder that loses the top octave makes every render duller), while
 "reconstruction" keeps only what the denoiser changed. It costs one extra decode per render.
+
+"decode" is the prior's :meth:`~audiosds.priors.base.Prior.decode_generated`, the decoding it uses for
+latents the denoiser produced: for most priors its decoder; for an embedded prior whose decoder renders
+the envelope channels alone (``envelope_decoding``), that rendering, for x_hat and decode(z) alike.
 """
 
 from __future__ import annotations
@@ -266,12 +270,19 @@ def sds_step(
         )  # (R*n, D, T)
         # 5. decode only what the update (or, in latent mode, the log) needs
         if config.mode == "latent":
-            x_hat = _fit_length(prior.decode(_draw_mean(x0_hat, renders)), x.detach())  # (R, C, N)
+            x_hat = _fit_length(prior.decode_generated(_draw_mean(x0_hat, renders)), x.detach())  # (R, C, N)
         else:
-            x_hat_rows = _fit_length(prior.decode(x0_hat), x.detach().repeat_interleave(draws, dim=0))
+            x_hat_rows = _fit_length(
+                prior.decode_generated(x0_hat), x.detach().repeat_interleave(draws, dim=0)
+            )
             x_hat = _draw_mean(x_hat_rows, renders)  # (R, C, N)
             # what the residual is taken against: the render, or its own reconstruction
-            x_ref = x.detach() if config.reference == "render" else _fit_length(prior.decode(z), x.detach())
+            # (decoded as x0_hat is, so the two differ only by what the denoiser changed)
+            x_ref = (
+                x.detach()
+                if config.reference == "render"
+                else _fit_length(prior.decode_generated(z), x.detach())
+            )
 
     w = weight[:, None, None]
     # 6-7. residual g, and the surrogate whose gradient with respect to y is g

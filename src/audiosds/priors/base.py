@@ -136,6 +136,11 @@ class Prior(abc.ABC, torch.nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         """Latent (B, D, T) -> audio (B, C, N). Differentiable."""
 
+    def decode_generated(self, z: Tensor) -> Tensor:
+        """A latent the denoiser produced (a sample) -> audio. Default: :meth:`decode`; a backend whose
+        decoder renders generated latents better another way overrides it. Differentiable."""
+        return self.decode(z)
+
     def latent_frames(self, num_samples: int) -> int:
         """Number of latent frames T for an audio length of ``num_samples``."""
         return math.ceil(num_samples / self.downsampling)

@@ -11,6 +11,10 @@ It ships inside the package (``audiosds/weights/embedded/``) and runs on a CPU:
                      (:mod:`audiosds.training.text`); the unconditional branch is the learned
                      null embedding the denoiser was trained with (condition dropout)
 
+Generated latents (``generate``, the denoiser's output in SDS) go through
+:meth:`EmbeddedPrior.decode_generated`: the decoder, or for weights with ``envelope_decoding`` the
+decoder fed the envelope channels alone.
+
 A weights folder holds ``autoencoder.safetensors`` + ``autoencoder.json`` and
 ``denoiser.safetensors`` + ``denoiser.json`` (each JSON is the network's Config, the denoiser's
 including the measured ``sigma_data`` and the sigma range), written by the training scripts'
@@ -174,6 +178,17 @@ class EmbeddedPrior(Prior):
         Shape:
             z (B, D, T) -> x (B, 1, T * downsampling)
         """
+        return self.autoencoder.decode(z)
+
+    def decode_generated(self, z: Tensor) -> Tensor:
+        """A sampled latent -> audio: from its envelope channels alone when the weights' decoder was
+        trained for it (``autoencoder.json`` ``envelope_decoding``), else :meth:`decode`.
+
+        Shape:
+            z (B, D, T) -> x (B, 1, T * downsampling)
+        """
+        if self.autoencoder.config.envelope_decoding:
+            return self.autoencoder.decode_envelope(z)
         return self.autoencoder.decode(z)
 
     # -- text -------------------------------------------------------------------------

@@ -59,5 +59,5 @@ def generate(
         z = sample(
             prior, noise * sigmas[0], sigmas, cond, config.cfg_scale, method=config.method, callback=step_cb
         )
-        audio = prior.decode(z)[0, :, :num_samples]
+        audio = prior.decode_generated(z)[0, :, :num_samples]
     return audio.float().cpu()

@@ -36,6 +36,26 @@ def _positive_int(owner: str, name: str, value: object) -> None:
         raise ValueError(f"{owner}.{name}: expected a positive int, got {value!r}")
 
 
+ENVELOPE_SPACINGS = ("log", "mel")
+
+
+def _hz_to_mel(hz: float) -> float:
+    return 2595.0 * math.log10(1.0 + hz / 700.0)
+
+
+def band_edges(min_hz: float, max_hz: float, bands: int, spacing: str) -> Tensor:
+    """``bands + 1`` edges from ``min_hz`` to ``max_hz``, evenly spaced in log frequency ("log") or in
+    mel ("mel", the HTK formula 2595 log10(1 + f / 700)).
+
+    Shape:
+        -> (bands + 1,) float64
+    """
+    if spacing == "log":
+        return torch.logspace(math.log10(min_hz), math.log10(max_hz), bands + 1, dtype=torch.float64)
+    mel = torch.linspace(_hz_to_mel(min_hz), _hz_to_mel(max_hz), bands + 1, dtype=torch.float64)
+    return 700.0 * (torch.pow(10.0, mel / 2595.0) - 1.0)
+
+
 @dataclass(frozen=True)
 class AutoencoderConfig:
     sample_rate: int = 16000
@@ -60,6 +80,14 @@ class AutoencoderConfig:
     envelope_min_hz: float = 50.0  # lowest band edge; the highest is Nyquist
     envelope_window: int = 1024  # STFT window of the band energies (hop: one latent frame)
     envelope_scale: float = 0.5  # std of the standardised envelope channels (the learned ones: ~0.5)
+    # Band edges evenly spaced in "log" frequency or on the "mel" scale (about linear below 700 Hz, so
+    # many bands fit above envelope_min_hz without empty ones: enough to hold a tone's pitch).
+    envelope_spacing: str = "log"
+    # The decoder was also trained to render the envelope channels alone (learned channels zero;
+    # finetune_decoder's drop_fraction), and latents the denoiser generates are decoded that way
+    # (:meth:`Autoencoder.decode_envelope`): the denoiser generates band energies well and learned
+    # channels badly (benchmarks/RESULTS.md, session 8).
+    envelope_decoding: bool = False
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "latent_channels", "patch", "down", "high_channels", "low_channels"):
@@ -92,6 +120,13 @@ class AutoencoderConfig:
                 raise ValueError(
                     f"AutoencoderConfig.envelope_scale: expected > 0, got {self.envelope_scale!r}"
                 )
+        if self.envelope_spacing not in ENVELOPE_SPACINGS:
+            raise ValueError(
+                f"AutoencoderConfig.envelope_spacing: expected one of {ENVELOPE_SPACINGS}, "
+                f"got {self.envelope_spacing!r}"
+            )
+        if self.envelope_decoding and not self.envelope_bands:
+            raise ValueError("AutoencoderConfig.envelope_decoding: needs envelope_bands > 0")
         if not self.min_log_std < self.max_log_std:
             raise ValueError(
                 f"AutoencoderConfig.max_log_std: expected > min_log_std = {self.min_log_std}, "
@@ -235,10 +270,11 @@ class Decoder(nn.Module):
 
 
 class Envelope(nn.Module):
-    """Standardised log energies of log-spaced bands, one frame per ``hop`` samples.
+    """Standardised log energies of frequency bands, one frame per ``hop`` samples.
 
     Band ``b`` sums the power of the STFT bins (Hann window ``cfg.envelope_window``) whose frequency lies
-    in [e_b, e_{b+1}), edges log-spaced from ``cfg.envelope_min_hz`` to Nyquist (included). The
+    in [e_b, e_{b+1}), edges from ``cfg.envelope_min_hz`` to Nyquist (included), spaced as
+    ``cfg.envelope_spacing`` says (:func:`band_edges`). The
     statistics (``mean``, ``std`` per band) are buffers stored with the weights and set once from
     training audio by :meth:`set_statistics`; until then they are 0 and 1.
 
@@ -251,12 +287,7 @@ class Envelope(nn.Module):
         self.hop, self.window_size, self.scale = hop, cfg.envelope_window, cfg.envelope_scale
         bins = cfg.envelope_window // 2 + 1
         freqs = torch.arange(bins, dtype=torch.float64) * cfg.sample_rate / cfg.envelope_window
-        edges = torch.logspace(
-            math.log10(cfg.envelope_min_hz),
-            math.log10(cfg.sample_rate / 2),
-            cfg.envelope_bands + 1,
-            dtype=torch.float64,
-        )
+        edges = band_edges(cfg.envelope_min_hz, cfg.sample_rate / 2, cfg.envelope_bands, cfg.envelope_spacing)
         edges[-1] = math.inf  # Nyquist belongs to the top band
         bands = torch.stack(
             [(freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
@@ -368,18 +399,39 @@ class Autoencoder(nn.Module):
             raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
         return self.decoder(z)
 
-    def forward(
-        self, x: Tensor, generator: torch.Generator | None = None, latent_noise: float = 0.0
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Training pass: sample z ~ q(z | x) with ``generator`` and decode it. ``latent_noise`` > 0
-        adds Gaussian noise of that many latent stds (of the batch) to z first, drawn after the
-        posterior noise, so 0 leaves the generator's stream as it was.
-
-        Returns:
-            (x_hat cropped to N samples, mean, log_std).
+    def decode_envelope(self, z: Tensor) -> Tensor:
+        """Latent -> audio from its envelope channels alone: the learned channels are set to zero, the
+        input a decoder trained with ``drop_fraction`` renders without phase information (for other
+        decoders the output is meaningless). Only the envelope channels of ``z`` receive gradient.
 
         Shape:
-            x (B, 1, N) -> x_hat (B, 1, N), mean (B, D, T), log_std (B, D, T)
+            z (B, D, T) -> x (B, 1, T * downsampling)
+        """
+        if self.envelope is None:
+            raise ValueError("decode_envelope: this autoencoder has no envelope channels (envelope_bands 0)")
+        if z.ndim != 3 or z.shape[1] != self.latent_channels:
+            raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
+        learned = self.config.latent_channels
+        return self.decoder(torch.cat([torch.zeros_like(z[:, :learned]), z[:, learned:]], dim=1))
+
+    def forward(
+        self,
+        x: Tensor,
+        generator: torch.Generator | None = None,
+        latent_noise: float = 0.0,
+        drop_fraction: float = 0.0,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Training pass: sample z ~ q(z | x) with ``generator`` and decode it. ``latent_noise`` > 0
+        adds Gaussian noise of that many latent stds (of the batch) to z first, drawn after the
+        posterior noise, so 0 leaves the generator's stream as it was. ``drop_fraction`` > 0 (envelope
+        channels only) then sets the learned channels of that share of rows to zero, so the decoder
+        learns to render the envelope alone (:meth:`decode_envelope`); one uniform draw per row, last.
+
+        Returns:
+            (x_hat cropped to N samples, mean, log_std, dropped rows).
+
+        Shape:
+            x (B, 1, N) -> x_hat (B, 1, N), mean (B, D, T), log_std (B, D, T), dropped (B,) bool
         """
         mean, log_std = self.posterior(x)
         eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
@@ -387,8 +439,17 @@ class Autoencoder(nn.Module):
         if latent_noise > 0:
             extra = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
             z = z + latent_noise * mean.detach().std() * extra
+        dropped = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        if drop_fraction > 0:
+            if self.envelope is None:
+                raise ValueError("drop_fraction: needs envelope channels (envelope_bands > 0)")
+            dropped = torch.rand(x.shape[0], generator=generator, device=x.device) < drop_fraction
+            learned = torch.arange(z.shape[1], device=z.device) < self.config.latent_channels
+            z = torch.where(
+                dropped[:, None, None] & learned[None, :, None], torch.zeros((), dtype=z.dtype), z
+            )
         x_hat = self.decode(z)
-        return x_hat[..., : x.shape[-1]], mean, log_std
+        return x_hat[..., : x.shape[-1]], mean, log_std, dropped
 
 
 def kl_divergence(mean: Tensor, log_std: Tensor) -> Tensor:
@@ -411,4 +472,5 @@ __all__ = [
     "fold",
     "unfold",
     "kl_divergence",
+    "band_edges",
 ]

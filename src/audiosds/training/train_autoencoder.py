@@ -68,10 +68,19 @@ class LossConfig:
     # Pre-emphasis coefficient a: every term compares y[n] = x[n] - a x[n-1] of both signals, which
     # weighs 4 kHz ~22 dB above 100 Hz at a = 0.9. 0 = plain (the shipped autoencoder's loss).
     preemphasis: float = 0.0
+    # Highest frequency, as a fraction of Nyquist, whose phase the loss sees: above it the waveform term
+    # compares nothing (both signals are low-passed there) and the complex term compares STFT
+    # magnitudes, so a high partial whose phase the latent cannot place costs its magnitude error, not
+    # up to twice its energy (which the decoder avoids by attenuating it). 1 = phase everywhere.
+    phase_cutoff: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.preemphasis < 1.0:
             raise ValueError(f"LossConfig.preemphasis: expected a value in [0, 1), got {self.preemphasis!r}")
+        if not 0.0 < self.phase_cutoff <= 1.0:
+            raise ValueError(
+                f"LossConfig.phase_cutoff: expected a value in (0, 1], got {self.phase_cutoff!r}"
+            )
         object.__setattr__(self, "windows", tuple(self.windows))
         object.__setattr__(self, "fine_ramp", tuple(self.fine_ramp))
 
@@ -116,9 +125,26 @@ class AutoencoderTrainConfig:
     # std: the decoder learns to tolerate the small errors a denoiser's latents carry, and the encoder
     # to spread information over directions such noise does not wipe out. 0 = plain VAE sampling.
     latent_noise: float = 0.0
+    # With envelope channels: this share of rows has its learned channels set to zero and is scored
+    # without phase (reconstruction_loss(phase=False)), from step 0, so the decoder learns to render the
+    # envelope alone; the export then sets model.envelope_decoding (generated latents are decoded so).
+    drop_fraction: float = 0.0
     loss: LossConfig = field(default_factory=LossConfig)
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.drop_fraction <= 1:
+            raise ValueError(
+                "AutoencoderTrainConfig.drop_fraction: expected a value in [0, 1], "
+                f"got {self.drop_fraction!r}"
+            )
+        if self.drop_fraction and not self.model.envelope_bands:
+            raise ValueError("AutoencoderTrainConfig.drop_fraction: needs model.envelope_bands > 0")
+
+    def model_config(self) -> AutoencoderConfig:
+        """The network's config: ``model``, with ``envelope_decoding`` on when rows are dropped."""
+        return replace(self.model, envelope_decoding=True) if self.drop_fraction else self.model
 
     @classmethod
     def from_dict(cls, d: dict) -> AutoencoderTrainConfig:
@@ -143,6 +169,17 @@ def preemphasize(x: Tensor, a: float) -> Tensor:
         x (B, 1, N) -> (B, 1, N)
     """
     return x - a * F.pad(x[..., :-1], (1, 0))
+
+
+def lowpass(x: Tensor, cutoff: float) -> Tensor:
+    """``x`` with every DFT bin above ``cutoff`` x Nyquist set to zero (a brick-wall low-pass).
+
+    Shape:
+        (B, N) -> (B, N)
+    """
+    spectrum = torch.fft.rfft(x)
+    keep = torch.arange(spectrum.shape[-1], device=x.device) <= cutoff * (spectrum.shape[-1] - 1)
+    return torch.fft.irfft(spectrum * keep, n=x.shape[-1])
 
 
 def complex_stft(x: Tensor, size: int) -> Tensor:
@@ -173,7 +210,9 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, cfg: LossConfig, phase: bool =
     Returns the terms ``wave``, ``complex``, ``log_magnitude``, ``fine_log_magnitude`` (each
     averaged over windows where multiscale), unweighted. With ``phase=False`` the loss is blind to
     phase: ``wave`` is 0 and ``complex`` compares STFT magnitudes instead of real and imaginary parts
-    (for latents too corrupted to say where a partial's phase is).
+    (for latents too corrupted to say where a partial's phase is). With ``cfg.phase_cutoff`` < 1 only
+    the band below it is compared with phase: ``wave`` on low-passed signals, ``complex`` with real
+    and imaginary parts below the cutoff and magnitudes above.
 
     Shape:
         x_hat (B, 1, N), x (B, 1, N) -> dict of ()
@@ -183,16 +222,29 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, cfg: LossConfig, phase: bool =
     scale = x.square().mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(RMS_FLOOR)  # (B, 1, 1)
     e, r = (x_hat / scale)[:, 0], (x / scale)[:, 0]
     zero = e.new_zeros(())
-    wave = (e - r).abs().mean() if phase else zero
+    split = phase and cfg.phase_cutoff < 1.0
+    if not phase:
+        wave = zero
+    elif split:
+        wave = (lowpass(e, cfg.phase_cutoff) - lowpass(r, cfg.phase_cutoff)).abs().mean()
+    else:
+        wave = (e - r).abs().mean()
     terms = {"wave": wave, "complex": zero, "log_magnitude": zero, "fine_log_magnitude": zero}
     floors = {"log_magnitude": cfg.log_floor, "fine_log_magnitude": cfg.fine_log_floor}
     for size in cfg.windows:
         se, sr = complex_stft(e, size), complex_stft(r, size)
         power_e, power_r = se.square().sum(-1), sr.square().sum(-1)
-        if phase:
+        if not phase or split:  # the magnitudes' L1, scaled as the complex term's L1 per real part
+            magnitude = ((power_e + 1e-12).sqrt() - (power_r + 1e-12).sqrt()).abs() / 2  # (B, F, frames)
+        if not phase:
+            difference = magnitude.mean()
+        elif split:
+            bins = se.shape[1]
+            with_phase = (torch.arange(bins, device=e.device) <= cfg.phase_cutoff * (bins - 1))[None, :, None]
+            complex_l1 = (se - sr).abs().mean(-1)  # (B, F, frames): the mean of |real| and |imag| errors
+            difference = torch.where(with_phase, complex_l1, magnitude).mean()
+        else:
             difference = (se - sr).abs().mean()
-        else:  # the magnitudes' L1, scaled as the complex term's L1 per real part
-            difference = ((power_e + 1e-12).sqrt() - (power_r + 1e-12).sqrt()).abs().mean() / 2
         terms["complex"] = terms["complex"] + difference / len(cfg.windows)
         for name, floor in floors.items():
             log_e, log_r = 0.5 * (power_e + floor**2).log(), 0.5 * (power_r + floor**2).log()
@@ -207,16 +259,24 @@ def training_step(
     generator: torch.Generator,
     step: int,
     latent_noise: float = 0.0,
+    drop_fraction: float = 0.0,
 ) -> tuple[Tensor, dict[str, float]]:
-    """Total loss of one batch at ``step`` (posterior noise, and ``latent_noise`` x the latents' std
-    of extra noise, from ``generator``) and its parts."""
-    x_hat, mean, log_std = model(x, generator, latent_noise)
-    terms = reconstruction_loss(x_hat, x, cfg)
+    """Total loss of one batch at ``step`` (posterior noise, ``latent_noise`` x the latents' std of extra
+    noise and the rows whose learned channels are dropped, from ``generator``) and its parts. Dropped
+    rows are scored without phase; each group of rows weighs as its share of the batch."""
+    x_hat, mean, log_std, dropped = model(x, generator, latent_noise, drop_fraction)
+    fine = cfg.fine_weight(step)
+    total, parts = x.new_zeros(()), {}
+    for rows, phase in ((~dropped, True), (dropped, False)):
+        if bool(rows.any()):
+            terms = reconstruction_loss(x_hat[rows], x[rows], cfg, phase=phase)
+            total = total + cfg.weighted(terms, fine) * float(rows.float().mean())
+            parts.update({k + ("" if phase else "_blind"): float(v.detach()) for k, v in terms.items()})
     learned = model.config.latent_channels  # envelope channels (after these) are computed: no KL
     mean, log_std = mean[:, :learned], log_std[:, :learned]
-    terms["kl"] = kl_divergence(mean, log_std)
-    total = cfg.weighted(terms, cfg.fine_weight(step)) + cfg.kl * terms["kl"]
-    parts = {k: float(v.detach()) for k, v in terms.items()}
+    kl = kl_divergence(mean, log_std)
+    total = total + cfg.kl * kl
+    parts["kl"] = float(kl.detach())
     parts["latent_std"] = float(mean.detach().std())
     parts["posterior_std"] = float(log_std.detach().exp().mean())
     return total, parts
@@ -270,7 +330,7 @@ def train(
     write_config(out, cfg.to_dict(), resume)
 
     torch.manual_seed(cfg.seed)
-    model = Autoencoder(cfg.model)
+    model = Autoencoder(cfg.model_config())
     if model.envelope is not None:  # statistics from fixed training clips, before the EMA copies them
         stats_clips = render_clips(
             replace(cfg.data, captions_per_clip=1), ENVELOPE_STAT_CLIPS, cfg.seed + 104729, sampler
@@ -299,7 +359,9 @@ def train(
             x = audio_batch(fresh, step, cfg.batch, cfg.crop, cfg.seed, cfg.gain_db, every_clip=True)
         else:
             x = audio_batch(clips, step, cfg.batch, cfg.crop, cfg.seed, cfg.gain_db)
-        return training_step(model, x, cfg.loss, step_generator(cfg.seed, step), step, cfg.latent_noise)
+        return training_step(
+            model, x, cfg.loss, step_generator(cfg.seed, step), step, cfg.latent_noise, cfg.drop_fraction
+        )
 
     history = trainer.run(
         Schedule.of(cfg),
@@ -322,7 +384,7 @@ def export_only(out: Path) -> Path:
     if state is None:
         raise ValueError(f"{out}: expected a {NAME} checkpoint, found none")
     cfg = AutoencoderTrainConfig.from_dict(json.loads((out / "train_config.json").read_text()))
-    model = Autoencoder(cfg.model)
+    model = Autoencoder(cfg.model_config())
     model.load_state_dict(state["ema"])
     return export(model, out, cfg.export_dtype)
 
