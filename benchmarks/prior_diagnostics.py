@@ -54,6 +54,7 @@ from shards import emit
 from audiosds.metrics import si_sdr
 from audiosds.priors.embedded import EmbeddedConfig, EmbeddedPrior, EmbeddedWeightsError
 from audiosds.sampling import generate_latent, karras_sigmas, sample
+from audiosds.training.autoencoder import zero_learned
 from audiosds.training.train_scorer import class_prompts
 from audiosds.world import FAMILIES
 from audiosds.world.dataset import sample_clips
@@ -230,16 +231,6 @@ def _swap(learned_from: torch.Tensor, envelope_from: torch.Tensor, learned: int)
     return torch.cat([learned_from[:, :learned], envelope_from[:, learned:]], dim=1)
 
 
-def _zeroed(z: torch.Tensor, learned: int) -> torch.Tensor:
-    """``z`` with its first ``learned`` channels set to zero: what the decoder sees when it is asked to
-    render the envelope channels alone (``Autoencoder.decode_envelope``).
-
-    Shape:
-        (B, D, T) -> (B, D, T)
-    """
-    return torch.cat([torch.zeros_like(z[:, :learned]), z[:, learned:]], dim=1)
-
-
 def halves_table(
     decode, classify, generated: torch.Tensor, real: torch.Tensor, families: list[str], learned: int
 ) -> list[str]:
@@ -276,9 +267,9 @@ def halves_table(
         ("... judged as the learned channels' family", accuracy(crossed, other_families)),
         (
             "learned channels zeroed + generated envelope (envelope-only decoding)",
-            accuracy(_zeroed(generated, learned), families),
+            accuracy(zero_learned(generated, learned), families),
         ),
-        ("learned channels zeroed + the clip's envelope", accuracy(_zeroed(real, learned), families)),
+        ("learned channels zeroed + the clip's envelope", accuracy(zero_learned(real, learned), families)),
     ]
     stds = [
         (name, float(part.std()), float(gen.std()))

@@ -411,8 +411,7 @@ class Autoencoder(nn.Module):
             raise ValueError("decode_envelope: this autoencoder has no envelope channels (envelope_bands 0)")
         if z.ndim != 3 or z.shape[1] != self.latent_channels:
             raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
-        learned = self.config.latent_channels
-        return self.decoder(torch.cat([torch.zeros_like(z[:, :learned]), z[:, learned:]], dim=1))
+        return self.decoder(zero_learned(z, self.config.latent_channels))
 
     def forward(
         self,
@@ -444,12 +443,22 @@ class Autoencoder(nn.Module):
             if self.envelope is None:
                 raise ValueError("drop_fraction: needs envelope channels (envelope_bands > 0)")
             dropped = torch.rand(x.shape[0], generator=generator, device=x.device) < drop_fraction
-            learned = torch.arange(z.shape[1], device=z.device) < self.config.latent_channels
-            z = torch.where(
-                dropped[:, None, None] & learned[None, :, None], torch.zeros((), dtype=z.dtype), z
-            )
+            z = zero_learned(z, self.config.latent_channels, dropped)
         x_hat = self.decode(z)
         return x_hat[..., : x.shape[-1]], mean, log_std, dropped
+
+
+def zero_learned(z: Tensor, learned: int, rows: Tensor | None = None) -> Tensor:
+    """``z`` with its first ``learned`` channels (the learned ones; envelope channels follow) set to
+    zero, in every row or in the rows where ``rows`` is True: the input of the envelope-only decoder.
+
+    Shape:
+        z (B, D, T), rows (B,) bool -> (B, D, T)
+    """
+    mask = (torch.arange(z.shape[1], device=z.device) < learned)[None, :, None]
+    if rows is not None:
+        mask = mask & rows[:, None, None]
+    return torch.where(mask, torch.zeros((), dtype=z.dtype, device=z.device), z)
 
 
 def kl_divergence(mean: Tensor, log_std: Tensor) -> Tensor:
@@ -473,4 +482,5 @@ __all__ = [
     "unfold",
     "kl_divergence",
     "band_edges",
+    "zero_learned",
 ]

@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .autoencoder import Autoencoder
+from .autoencoder import Autoencoder, zero_learned
 from .data import DataConfig, audio_batch, render_clips, stream_clips
 from .run import (
     EMA,
@@ -65,7 +65,7 @@ from .run import (
     step_generator,
     write_config,
 )
-from .train_autoencoder import LossConfig, evaluate, reconstruction_loss
+from .train_autoencoder import LossConfig, evaluate, split_reconstruction_loss
 
 NAME = "autoencoder"
 RECORD = "finetune.json"  # written beside the export: what the shipped decoder went through
@@ -167,8 +167,7 @@ def drop_learned(
         z (B, D, T) -> (B, D, T), (B,) bool
     """
     dropped = torch.rand(z.shape[0], generator=generator) < fraction
-    mask = dropped[:, None, None] & (torch.arange(z.shape[1]) < learned)[None, :, None]
-    return torch.where(mask, torch.zeros((), dtype=z.dtype), z), dropped
+    return zero_learned(z, learned, dropped), dropped
 
 
 def finetune(
@@ -223,15 +222,7 @@ def finetune(
         z, dropped = drop_learned(z, learned, cfg.drop_fraction, generator)
         x_hat = model.decode(z)[..., : x.shape[-1]]
         limit = math.inf if cfg.phase_free_above is None else cfg.phase_free_above
-        blind = (level > limit) | dropped
-        total, parts = x.new_zeros(()), {}
-        for rows, phase in ((~blind, True), (blind, False)):
-            if bool(rows.any()):  # each group weighs as its share of the batch
-                terms = reconstruction_loss(x_hat[rows], x[rows], loss_cfg, phase=phase)
-                total = total + loss_cfg.weighted(terms, final_fine) * float(rows.float().mean())
-                suffix = "" if phase else "_blind"
-                parts.update({k + suffix: float(v.detach()) for k, v in terms.items()})
-        return total, parts
+        return split_reconstruction_loss(x_hat, x, loss_cfg, (level > limit) | dropped, final_fine)
 
     scores = None if held is None else (lambda ema_model: evaluate(ema_model, held))
     history = trainer.run(Schedule.of(cfg), loss_of_step, scores, stop_at, Budget(minutes), eval_digits=2)

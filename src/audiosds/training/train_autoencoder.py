@@ -252,6 +252,25 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, cfg: LossConfig, phase: bool =
     return terms
 
 
+def split_reconstruction_loss(
+    x_hat: Tensor, x: Tensor, cfg: LossConfig, blind: Tensor, fine_weight: float
+) -> tuple[Tensor, dict[str, float]]:
+    """The weighted reconstruction loss with the ``blind`` rows scored without phase and the others
+    with it, each group weighted by its share of the batch, and the groups' terms (the blind ones
+    suffixed ``_blind``; a group without rows is left out).
+
+    Shape:
+        x_hat (B, 1, N), x (B, 1, N), blind (B,) bool -> (), dict
+    """
+    total, parts = x.new_zeros(()), {}
+    for rows, phase in ((~blind, True), (blind, False)):
+        if bool(rows.any()):
+            terms = reconstruction_loss(x_hat[rows], x[rows], cfg, phase=phase)
+            total = total + cfg.weighted(terms, fine_weight) * float(rows.float().mean())
+            parts.update({k + ("" if phase else "_blind"): float(v.detach()) for k, v in terms.items()})
+    return total, parts
+
+
 def training_step(
     model: Autoencoder,
     x: Tensor,
@@ -265,13 +284,7 @@ def training_step(
     noise and the rows whose learned channels are dropped, from ``generator``) and its parts. Dropped
     rows are scored without phase; each group of rows weighs as its share of the batch."""
     x_hat, mean, log_std, dropped = model(x, generator, latent_noise, drop_fraction)
-    fine = cfg.fine_weight(step)
-    total, parts = x.new_zeros(()), {}
-    for rows, phase in ((~dropped, True), (dropped, False)):
-        if bool(rows.any()):
-            terms = reconstruction_loss(x_hat[rows], x[rows], cfg, phase=phase)
-            total = total + cfg.weighted(terms, fine) * float(rows.float().mean())
-            parts.update({k + ("" if phase else "_blind"): float(v.detach()) for k, v in terms.items()})
+    total, parts = split_reconstruction_loss(x_hat, x, cfg, dropped, cfg.fine_weight(step))
     learned = model.config.latent_channels  # envelope channels (after these) are computed: no KL
     mean, log_std = mean[:, :learned], log_std[:, :learned]
     kl = kl_divergence(mean, log_std)
