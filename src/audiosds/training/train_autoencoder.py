@@ -72,6 +72,7 @@ class LossConfig:
     # compares nothing (both signals are low-passed there) and the complex term compares STFT
     # magnitudes, so a high partial whose phase the latent cannot place costs its magnitude error, not
     # up to twice its energy (which the decoder avoids by attenuating it). 1 = phase everywhere.
+    # Measured (RESULTS.md, session 9): 0.25 helped a 1500-step pilot, reconstructed worse in full.
     phase_cutoff: float = 1.0
 
     def __post_init__(self) -> None:
