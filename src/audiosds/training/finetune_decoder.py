@@ -237,7 +237,11 @@ def export(
     """The EMA weights to ``OUT/export/autoencoder.{safetensors,json}``, plus ``finetune.json``: the
     stage-1 weights' digest (the encoder the denoiser was trained on), the steps done and the settings."""
     folder = Path(out) / EXPORT_DIR
-    config = {**model.config.to_dict(), "envelope_decoding": cfg.drop_fraction > 0}
+    # a decoder trained (here or in stage 1) to render the envelope alone decodes generated latents so
+    config = {
+        **model.config.to_dict(),
+        "envelope_decoding": model.config.envelope_decoding or cfg.drop_fraction > 0,
+    }
     path = export_weights(model, config, folder, NAME, cfg.export_dtype)
     stage1 = hashlib.sha256((Path(autoencoder_dir) / f"{NAME}.safetensors").read_bytes()).hexdigest()[:16]
     record = {
