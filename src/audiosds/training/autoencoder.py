@@ -409,9 +409,7 @@ class Autoencoder(nn.Module):
         """
         if self.envelope is None:
             raise ValueError("decode_envelope: this autoencoder has no envelope channels (envelope_bands 0)")
-        if z.ndim != 3 or z.shape[1] != self.latent_channels:
-            raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
-        return self.decoder(zero_learned(z, self.config.latent_channels))
+        return self.decode(zero_learned(z, self.config.latent_channels))
 
     def forward(
         self,
@@ -442,8 +440,7 @@ class Autoencoder(nn.Module):
         if drop_fraction > 0:
             if self.envelope is None:
                 raise ValueError("drop_fraction: needs envelope channels (envelope_bands > 0)")
-            dropped = torch.rand(x.shape[0], generator=generator, device=x.device) < drop_fraction
-            z = zero_learned(z, self.config.latent_channels, dropped)
+            z, dropped = drop_learned(z, self.config.latent_channels, drop_fraction, generator)
         x_hat = self.decode(z)
         return x_hat[..., : x.shape[-1]], mean, log_std, dropped
 
@@ -459,6 +456,21 @@ def zero_learned(z: Tensor, learned: int, rows: Tensor | None = None) -> Tensor:
     if rows is not None:
         mask = mask & rows[:, None, None]
     return torch.where(mask, torch.zeros((), dtype=z.dtype, device=z.device), z)
+
+
+def drop_learned(
+    z: Tensor, learned: int, fraction: float, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """``z`` with its first ``learned`` channels set to zero in a random ``fraction`` of the rows, and
+    which rows. Draws one uniform number per row from ``generator`` (after any other draws of the step,
+    so a run with ``fraction`` 0 sees the same noise as before the option existed).
+
+    Shape:
+        z (B, D, T) -> (B, D, T), (B,) bool
+    """
+    device = z.device if generator is None else generator.device
+    dropped = (torch.rand(z.shape[0], generator=generator, device=device) < fraction).to(z.device)
+    return zero_learned(z, learned, dropped), dropped
 
 
 def kl_divergence(mean: Tensor, log_std: Tensor) -> Tensor:
@@ -483,4 +495,5 @@ __all__ = [
     "kl_divergence",
     "band_edges",
     "zero_learned",
+    "drop_learned",
 ]

@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .autoencoder import Autoencoder, zero_learned
+from .autoencoder import Autoencoder, drop_learned
 from .data import DataConfig, audio_batch, render_clips, stream_clips
 from .run import (
     EMA,
@@ -154,20 +154,6 @@ def noisy_latents(
     scale[learned:] = cfg.envelope_noise * envelope_std
     noise = (fraction[:, None] * scale[None]).to(mean.dtype)[:, :, None] * eps
     return mean + noise, fraction * cfg.max_noise
-
-
-def drop_learned(
-    z: Tensor, learned: int, fraction: float, generator: torch.Generator
-) -> tuple[Tensor, Tensor]:
-    """``z`` with its first ``learned`` channels set to zero in a random ``fraction`` of the rows, and
-    which rows. Draws one uniform number per row from ``generator`` (after any other draws of the step,
-    so a run with ``fraction`` 0 sees the same noise as before the option existed).
-
-    Shape:
-        z (B, D, T) -> (B, D, T), (B,) bool
-    """
-    dropped = torch.rand(z.shape[0], generator=generator) < fraction
-    return zero_learned(z, learned, dropped), dropped
 
 
 def finetune(
