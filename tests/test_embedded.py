@@ -720,3 +720,36 @@ def test_dropped_rows_train_the_envelope_only_decoder(tmp_path: Path) -> None:
     train_autoencoder.train(cfg, tmp_path / "run", cache=tmp_path)
     loaded = load_autoencoder(tmp_path / "run" / "export")
     assert loaded.config == replace(ENV_AE, envelope_decoding=True)
+
+
+def test_istft_head_lengths_and_a_bin_at_its_own_frequency() -> None:
+    """The istft decoder returns T * downsampling samples, and a bin held at a constant phase renders a
+    pure tone at the bin's frequency, with nothing at the frame rates' images (the patch head's flaw)."""
+    cfg = replace(TINY_AE, decoder_head="istft", istft_dilations=(1,))
+    model = Autoencoder(cfg).eval()
+    for frames in (1, 3, 20):
+        assert model.decode(torch.zeros(2, cfg.latent_channels, frames)).shape == (
+            2,
+            1,
+            frames * cfg.downsampling,
+        )
+    head, bins = model.decoder.head, model.decoder.n_fft // 2 + 1
+    k = bins // 2  # Nyquist / 2
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[:bins] = -30.0  # every bin silent ...
+        head.bias[k] = 3.0  # ... but bin k, at the constant direction (u, v) = (1, 0)
+        head.bias[bins + k] = 1.0
+    frames = 64
+    y = model.decode(torch.zeros(1, cfg.latent_channels, frames))[0, 0].detach().numpy()
+    hop = cfg.downsampling
+    middle = y[8 * hop : (frames - 8) * hop]
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(len(middle))))
+    freqs = np.fft.rfftfreq(len(middle), 1 / cfg.sample_rate)
+    target = k * cfg.sample_rate / model.decoder.n_fft
+    assert abs(freqs[spectrum.argmax()] - target) < cfg.sample_rate / len(middle) + 1e-9
+    elsewhere = np.abs(freqs - target) > 100.0
+    assert 20 * np.log10(spectrum[elsewhere].max() / spectrum.max()) < -60
+    with pytest.raises(ValueError, match="decoder_head"):
+        replace(TINY_AE, decoder_head="transposed")

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from audiosds.priors.embedded import load_autoencoder
 from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig
 from audiosds.training.data import DataConfig
+from audiosds.training.discriminator import DiscriminatorConfig
 from audiosds.training.finetune_decoder import (
     DecoderFinetuneConfig,
     drop_learned,
@@ -138,3 +139,52 @@ def test_finetune_is_seeded_resumes_and_keeps_the_encoder(stage1: Path, tmp_path
     assert record["steps_done"] == 3 and len(record["stage1_autoencoder"]) == 16
     exported = export.read_bytes()
     assert export_only(tmp_path / "full") == export and export.read_bytes() == exported
+
+
+def test_adversarial_finetune_is_seeded_resumes_and_exports_the_autoencoder(
+    stage1: Path, tmp_path: Path
+) -> None:
+    """With a discriminator: its loss and gradient norm are logged, the generator terms join from
+    adversarial_start, runs repeat bit for bit (resume included) and only the autoencoder is exported."""
+    critic = DiscriminatorConfig(windows=(256, 64), channels=4, strided_layers=2)
+    cfg = replace(CFG, adversarial=1.0, feature_matching=2.0, adversarial_start=1, discriminator=critic)
+    full = finetune(cfg, stage1, tmp_path / "gan")
+    assert all(
+        {"discriminator", "generator", "feature_matching", "grad_norm_critic"} <= h.keys() for h in full
+    )
+    again = finetune(cfg, stage1, tmp_path / "gan2")
+    assert [h["loss"] for h in full] == [h["loss"] for h in again]
+    part = finetune(cfg, stage1, tmp_path / "part", stop_at=2)
+    rest = finetune(cfg, stage1, tmp_path / "part", resume=True)
+    assert [h["loss"] for h in part + rest] == [h["loss"] for h in full]
+    # step 0 trains the critic alone: its loss is the reconstruction loss plus the critic's hinge
+    recon_only = finetune(replace(CFG, steps=1), stage1, tmp_path / "plain")
+    assert full[0]["loss"] == pytest.approx(recon_only[0]["loss"] + full[0]["discriminator"], rel=1e-5)
+    export = tmp_path / "gan" / "export" / "autoencoder.safetensors"
+    assert load_file(str(export)).keys() == load_file(str(stage1 / "autoencoder.safetensors")).keys()
+    exported = export.read_bytes()
+    assert export_only(tmp_path / "gan") == export and export.read_bytes() == exported
+    assert json.loads((tmp_path / "gan" / "export" / "finetune.json").read_text())["adversarial"] == 1.0
+    with pytest.raises(ValueError, match="adversarial"):
+        replace(CFG, adversarial=-1.0)
+
+
+def test_fresh_istft_decoder_keeps_the_encoder_and_exports_its_head(stage1: Path, tmp_path: Path) -> None:
+    cfg = replace(CFG, steps=2, decoder={"decoder_head": "istft", "istft_dilations": [1]})
+    history = finetune(cfg, stage1, tmp_path / "istft")
+    assert len(history) == 2 and all(math.isfinite(h["loss"]) for h in history)
+    export = tmp_path / "istft" / "export"
+    model = load_autoencoder(export)
+    assert model.config.decoder_head == "istft" and model.config.istft_dilations == (1,)
+    before, after = (
+        load_file(str(stage1 / "autoencoder.safetensors")),
+        load_file(str(export / "autoencoder.safetensors")),
+    )
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    assert any(k.startswith("decoder.head") for k in after)
+    again = finetune(cfg, stage1, tmp_path / "istft2")  # the fresh decoder's initialisation is seeded
+    assert [h["loss"] for h in history] == [h["loss"] for h in again]
+    exported = (export / "autoencoder.safetensors").read_bytes()
+    assert export_only(tmp_path / "istft").read_bytes() == exported
+    with pytest.raises(ValueError, match="decoder: expected keys among"):
+        replace(CFG, decoder={"latent_channels": 8})

@@ -37,6 +37,8 @@ def _positive_int(owner: str, name: str, value: object) -> None:
 
 
 ENVELOPE_SPACINGS = ("log", "mel")
+DECODER_HEADS = ("patch", "istft")
+ISTFT_MAX_LOG_MAGNITUDE = 10.0  # the istft head's log magnitudes are clamped here (float safety)
 
 
 def _hz_to_mel(hz: float) -> float:
@@ -88,13 +90,26 @@ class AutoencoderConfig:
     # (:meth:`Autoencoder.decode_envelope`): the denoiser generates band energies well and learned
     # channels badly (benchmarks/RESULTS.md, session 8).
     envelope_decoding: bool = False
+    # How the decoder makes samples. "patch": the high-rate stack's channels unfolded into samples (two
+    # sub-pixel upsamplers; a steady tone above ~2 kHz comes back as images at multiples of the frame
+    # rates, RESULTS.md session 10). "istft": from the latent-rate features, a log magnitude and a phase
+    # direction per STFT bin (window istft_overlap * downsampling, hop downsampling, Hann), inverted by
+    # torch.istft: every bin's content is placed at its own frequency (the Vocos construction).
+    decoder_head: str = "patch"
+    istft_overlap: int = 4
+    istft_dilations: tuple[int, ...] = (1, 3)  # istft head: residual units after the low-rate ones
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "latent_channels", "patch", "down", "high_channels", "low_channels"):
             _positive_int("AutoencoderConfig", name, getattr(self, name))
         if self.kernel < 1 or self.kernel % 2 == 0:
             raise ValueError(f"AutoencoderConfig.kernel: expected an odd positive int, got {self.kernel!r}")
-        for name in ("high_dilations", "low_dilations"):
+        if self.decoder_head not in DECODER_HEADS:
+            raise ValueError(
+                f"AutoencoderConfig.decoder_head: expected one of {DECODER_HEADS}, got {self.decoder_head!r}"
+            )
+        _positive_int("AutoencoderConfig", "istft_overlap", self.istft_overlap)
+        for name in ("high_dilations", "low_dilations", "istft_dilations"):
             value = tuple(getattr(self, name))
             for d in value:
                 _positive_int("AutoencoderConfig", name, d)
@@ -269,6 +284,43 @@ class Decoder(nn.Module):
         return y / self.cfg.input_gain
 
 
+class ISTFTDecoder(nn.Module):
+    """Latent -> waveform through an inverse STFT (``AutoencoderConfig.decoder_head == "istft"``).
+
+    The latent-rate stack (as :class:`Decoder`'s, plus ``istft_dilations`` units) predicts per frame and
+    bin a log magnitude m and a direction (u, v); the bin is exp(m) (u + iv) / |u + iv|, and
+    ``torch.istft`` (Hann window of ``istft_overlap * downsampling`` samples, hop ``downsampling``,
+    centred) overlap-adds the frames.
+
+    Shape:
+        (B, D, T) -> (B, 1, T * downsampling)
+    """
+
+    def __init__(self, cfg: AutoencoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        k = cfg.kernel
+        self.hop = cfg.downsampling
+        self.n_fft = cfg.istft_overlap * self.hop
+        bins = self.n_fft // 2 + 1
+        self.inp = nn.Conv1d(cfg.total_channels, cfg.low_channels, k, padding=k // 2)
+        dilations = cfg.low_dilations + cfg.istft_dilations
+        self.low = nn.Sequential(*(ResidualUnit(cfg.low_channels, d, k) for d in dilations))
+        self.act_low = Snake(cfg.low_channels)
+        self.head = nn.Conv1d(cfg.low_channels, 3 * bins, 3, padding=1)
+        with torch.no_grad():
+            self.head.bias[:bins].fill_(-3.0)  # start quiet
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, z: Tensor) -> Tensor:
+        frames = z.shape[-1]
+        m, u, v = self.head(self.act_low(self.low(self.inp(z)))).chunk(3, dim=1)  # (B, bins, T) each
+        scale = m.clamp(max=ISTFT_MAX_LOG_MAGNITUDE).exp() / (u.square() + v.square() + 1e-8).sqrt()
+        spec = torch.complex(scale * u, scale * v)
+        y = torch.istft(spec, self.n_fft, self.hop, window=self.window, center=True, length=frames * self.hop)
+        return y[:, None] / self.cfg.input_gain
+
+
 class Envelope(nn.Module):
     """Standardised log energies of frequency bands, one frame per ``hop`` samples.
 
@@ -342,7 +394,7 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.config = config = AutoencoderConfig() if config is None else config
         self.encoder = Encoder(config)
-        self.decoder = Decoder(config)
+        self.decoder = ISTFTDecoder(config) if config.decoder_head == "istft" else Decoder(config)
         self.envelope = Envelope(config, config.downsampling) if config.envelope_bands else None
 
     @property

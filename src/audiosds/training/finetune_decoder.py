@@ -46,10 +46,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .autoencoder import Autoencoder, drop_learned
+from .autoencoder import Autoencoder, AutoencoderConfig, drop_learned
 from .data import DataConfig, audio_batch, render_clips, stream_clips
+from .discriminator import DiscriminatorConfig, SpectrogramDiscriminator, adversarial_losses
 from .run import (
     EMA,
     EXPORT_DIR,
@@ -63,6 +64,7 @@ from .run import (
     open_run,
     parameter_count,
     step_generator,
+    step_seed,
     write_config,
 )
 from .train_autoencoder import LossConfig, evaluate, split_reconstruction_loss
@@ -70,6 +72,10 @@ from .train_autoencoder import LossConfig, evaluate, split_reconstruction_loss
 NAME = "autoencoder"
 RECORD = "finetune.json"  # written beside the export: what the shipped decoder went through
 NOISE_STREAM = 5  # generator stream of the latent noise (distinct from the batch's)
+CRITIC_STREAM = 6  # seeds the discriminator's initialisation
+DECODER_STREAM = 7  # seeds a fresh decoder's initialisation
+# AutoencoderConfig fields a fresh decoder may change (the encoder, hence the latent, stays stage 1's)
+DECODER_FIELDS = ("decoder_head", "istft_overlap", "istft_dilations")
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,17 @@ class DecoderFinetuneConfig:
     # without phase, so ``decode(cat(0, envelope))`` renders the band energies alone (the decoder's
     # "envelope-only" mode, see ``Autoencoder.decode_envelope``).
     drop_fraction: float = 0.0
+    # Adversarial training (``discriminator.py``): weights of the generator's hinge loss and of feature
+    # matching (0 and 0: no discriminator). Before ``adversarial_start`` only the discriminator learns.
+    adversarial: float = 0.0
+    feature_matching: float = 0.0
+    adversarial_start: int = 0
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    discriminator_lr_scale: float = 1.0  # the discriminator's LR relative to the decoder's
+    # A fresh decoder instead of stage 1's: these AutoencoderConfig fields (of DECODER_FIELDS) changed,
+    # randomly initialised from the seed, the fine log-magnitude term ramped in as in stage 1
+    # (``LossConfig.fine_ramp``). Empty: fine-tune stage 1's decoder.
+    decoder: dict = field(default_factory=dict)
     checkpoint_every: int = 500
     log_every: int = 50
     eval_clips: int = 64
@@ -118,12 +135,35 @@ class DecoderFinetuneConfig:
                 "DecoderFinetuneConfig: expected envelope_noise >= 0 and phase_free_above >= 0, got "
                 f"{self.envelope_noise}, {self.phase_free_above}"
             )
+        if (
+            min(self.adversarial, self.feature_matching, self.adversarial_start, self.discriminator_lr_scale)
+            < 0
+        ):
+            raise ValueError(
+                "DecoderFinetuneConfig: expected adversarial, feature_matching, adversarial_start and "
+                f"discriminator_lr_scale >= 0, got {self.adversarial}, {self.feature_matching}, "
+                f"{self.adversarial_start}, {self.discriminator_lr_scale}"
+            )
+        unknown = sorted(set(self.decoder) - set(DECODER_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"DecoderFinetuneConfig.decoder: expected keys among {DECODER_FIELDS}, got {unknown}"
+            )
         object.__setattr__(self, "gain_db", tuple(self.gain_db))
+
+    @property
+    def uses_discriminator(self) -> bool:
+        return self.adversarial > 0 or self.feature_matching > 0
 
     @classmethod
     def from_dict(cls, d: dict) -> DecoderFinetuneConfig:
         d = dict(d)
-        return cls(loss=LossConfig(**d.pop("loss", {})), data=DataConfig(**d.pop("data", {})), **d)
+        return cls(
+            loss=LossConfig(**d.pop("loss", {})),
+            data=DataConfig(**d.pop("data", {})),
+            discriminator=DiscriminatorConfig(**d.pop("discriminator", {})),
+            **d,
+        )
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -156,6 +196,15 @@ def noisy_latents(
     return mean + noise, fraction * cfg.max_noise
 
 
+class DecoderAndCritic(nn.Module):
+    """The autoencoder and the discriminator trained against its decoder, as one module for the
+    trainer (checkpoint, EMA); only ``autoencoder`` is exported."""
+
+    def __init__(self, autoencoder: Autoencoder, discriminator: SpectrogramDiscriminator) -> None:
+        super().__init__()
+        self.autoencoder, self.discriminator = autoencoder, discriminator
+
+
 def finetune(
     cfg: DecoderFinetuneConfig,
     autoencoder_dir: Path,
@@ -173,14 +222,33 @@ def finetune(
     log, state = open_run(out, resume)
     write_config(out, {**cfg.to_dict(), "autoencoder": str(autoencoder_dir)}, resume)
     model: Autoencoder = load_autoencoder(autoencoder_dir)
+    if cfg.decoder:
+        model = fresh_decoder(model, cfg)
     model.encoder.requires_grad_(False)
-    ema = EMA(model, cfg.ema_decay)
-    opt = torch.optim.AdamW(model.decoder.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
-    trainer = Trainer(out, log, model, ema, opt, state)
+    groups = [{"params": list(model.decoder.parameters())}]
+    trained: nn.Module = model
+    critic = None
+    if cfg.uses_discriminator:
+        with torch.random.fork_rng():  # the critic's initialisation is a function of the seed
+            torch.manual_seed(step_seed(cfg.seed, 0, CRITIC_STREAM))
+            critic = SpectrogramDiscriminator(cfg.discriminator)
+        trained = DecoderAndCritic(model, critic)
+        groups.append(
+            {"params": list(critic.parameters()), "name": "critic", "lr_scale": cfg.discriminator_lr_scale}
+        )
+    ema = EMA(trained, cfg.ema_decay)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    trainer = Trainer(out, log, trained, ema, opt, state)
     log(
         f"decoder fine-tune: {parameter_count(model.decoder) / 1e6:.3f} M trainable parameters (encoder "
         f"frozen); {cfg.steps} steps of batch {cfg.batch} x {cfg.crop}; latent noise up to {cfg.max_noise} "
         f"x the latent std, {cfg.clean_fraction:.0%} clean rows"
+        + (
+            ""
+            if critic is None
+            else f"; discriminator {parameter_count(critic) / 1e6:.3f} M (adversarial {cfg.adversarial}, "
+            f"feature matching {cfg.feature_matching} from step {cfg.adversarial_start})"
+        )
     )
     stream_cfg = replace(cfg.data, captions_per_clip=1)
     held_cfg = replace(cfg.data, split="heldout", captions_per_clip=1)
@@ -208,13 +276,41 @@ def finetune(
         z, dropped = drop_learned(z, learned, cfg.drop_fraction, generator)
         x_hat = model.decode(z)[..., : x.shape[-1]]
         limit = math.inf if cfg.phase_free_above is None else cfg.phase_free_above
-        return split_reconstruction_loss(x_hat, x, loss_cfg, (level > limit) | dropped, final_fine)
+        fine = loss_cfg.fine_weight(step) if cfg.decoder else final_fine
+        loss, parts = split_reconstruction_loss(x_hat, x, loss_cfg, (level > limit) | dropped, fine)
+        if critic is None:
+            return loss, parts
+        terms = adversarial_losses(critic, x_hat, x)
+        on = float(step >= cfg.adversarial_start)
+        loss = (
+            loss
+            + terms["discriminator"]
+            + on * (cfg.adversarial * terms["generator"] + cfg.feature_matching * terms["feature_matching"])
+        )
+        return loss, {**parts, **{k: float(v.detach()) for k, v in terms.items()}}
 
-    scores = None if held is None else (lambda ema_model: evaluate(ema_model, held))
+    def exported(ema_model: nn.Module) -> Autoencoder:
+        return ema_model.autoencoder if critic is not None else ema_model
+
+    scores = None if held is None else (lambda ema_model: evaluate(exported(ema_model), held))
     history = trainer.run(Schedule.of(cfg), loss_of_step, scores, stop_at, Budget(minutes), eval_digits=2)
-    path = export(ema.model, cfg, autoencoder_dir, out, trainer.step)
+    path = export(exported(ema.model), cfg, autoencoder_dir, out, trainer.step)
     log(f"stopped at step {trainer.step}/{cfg.steps}; exported {path}")
     return history
+
+
+def fresh_decoder(stage1: Autoencoder, cfg: DecoderFinetuneConfig) -> Autoencoder:
+    """An autoencoder with ``stage1``'s encoder (and envelope statistics) and a decoder built from
+    ``cfg.decoder``'s changes to its config, initialised from ``cfg.seed``."""
+    config = AutoencoderConfig.from_dict({**stage1.config.to_dict(), **cfg.decoder})
+    with torch.random.fork_rng():
+        torch.manual_seed(step_seed(cfg.seed, 0, DECODER_STREAM))
+        model = Autoencoder(config)
+    kept = {k: v for k, v in stage1.state_dict().items() if not k.startswith("decoder.")}
+    missing, unexpected = model.load_state_dict(kept, strict=False)
+    if unexpected or any(not k.startswith("decoder.") for k in missing):
+        raise ValueError(f"fresh decoder: stage-1 weights do not fit ({unexpected or missing})")
+    return model
 
 
 def export(
@@ -238,6 +334,9 @@ def export(
         "max_noise": cfg.max_noise,
         "clean_fraction": cfg.clean_fraction,
         "drop_fraction": cfg.drop_fraction,
+        "adversarial": cfg.adversarial,
+        "feature_matching": cfg.feature_matching,
+        "fresh_decoder": cfg.decoder,
     }
     (folder / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path
@@ -253,9 +352,17 @@ def export_only(out: Path) -> Path:
         raise ValueError(f"{out}: expected a decoder fine-tune checkpoint, found none")
     stored = json.loads((out / "train_config.json").read_text())
     autoencoder_dir = Path(stored.pop("autoencoder"))
+    cfg = DecoderFinetuneConfig.from_dict(stored)
     model = load_autoencoder(autoencoder_dir)
-    model.load_state_dict(state["ema"])
-    return export(model, DecoderFinetuneConfig.from_dict(stored), autoencoder_dir, out, int(state["step"]))
+    if cfg.decoder:
+        model = fresh_decoder(model, cfg)
+    holder = (
+        DecoderAndCritic(model, SpectrogramDiscriminator(cfg.discriminator))
+        if cfg.uses_discriminator
+        else model
+    )
+    holder.load_state_dict(state["ema"])
+    return export(model, cfg, autoencoder_dir, out, int(state["step"]))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

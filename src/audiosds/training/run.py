@@ -243,29 +243,32 @@ class Trainer:
     ) -> list[dict[str, float]]:
         """Optimise up to ``schedule.steps`` (or ``stop_at``, or until ``budget`` expires).
 
-        Each step: train mode, the cosine LR of the step, ``loss_of_step(step)`` -> (loss, parts to
-        log), backward, gradient clipping (a non-finite norm raises FloatingPointError), the
-        optimizer and the EMA. Every ``log_every`` steps the mean parts are logged; every
-        ``checkpoint_every`` steps (and at the end) a checkpoint is written and the EMA model
-        evaluated. Returns the parts (with ``grad_norm`` and ``loss``) of the steps run here.
+        Each step: train mode, the cosine LR of the step (times a parameter group's ``lr_scale``),
+        ``loss_of_step(step)`` -> (loss, parts to log), backward, gradient clipping per parameter
+        group (a non-finite norm raises FloatingPointError; groups after the first log theirs as
+        ``grad_norm_<name>``), the optimizer and the EMA. Every ``log_every`` steps the mean parts
+        are logged; every ``checkpoint_every`` steps (and at the end) a checkpoint is written and
+        the EMA model evaluated. Returns the parts (with ``grad_norm`` and ``loss``) of the steps run here.
         """
         budget = budget or Budget(None)
         history: list[dict[str, float]] = []
         t0, since = time.monotonic(), self.step
         last = schedule.steps if stop_at is None else min(schedule.steps, stop_at)
-        params = list(self.model.parameters())
+        groups = [list(group["params"]) for group in self.optimizer.param_groups]
         while self.step < last and not budget.expired():
             step = self.step
             self.model.train()
             lr = cosine_lr(step, schedule.steps, schedule.lr, schedule.warmup, schedule.final_lr_fraction)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             loss, parts = loss_of_step(step)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, schedule.grad_clip))
-            if not math.isfinite(parts["grad_norm"]):
-                raise FloatingPointError(f"step {step}: non-finite gradient norm")
+            for i, (group, params) in enumerate(zip(self.optimizer.param_groups, groups, strict=True)):
+                key = "grad_norm" if i == 0 else f"grad_norm_{group.get('name', i)}"
+                parts[key] = float(torch.nn.utils.clip_grad_norm_(params, schedule.grad_clip))
+                if not math.isfinite(parts[key]):
+                    raise FloatingPointError(f"step {step}: non-finite gradient norm ({key})")
             self.optimizer.step()
             self.ema.update(self.model, step)
             parts["loss"] = float(loss.detach())
