@@ -1,7 +1,7 @@
-"""Why does an embedded prior generate what it generates? Five diagnostics of its weights.
+"""Why does an embedded prior generate what it generates? Six diagnostics of its weights.
 
     python benchmarks/prior_diagnostics.py [--weights DIR] [--seed 0] [--threads 1]
-        [--sections fragility sdedit bands moments halves] [--clips N] [--out FILE.md]
+        [--sections fragility sdedit bands moments halves tones] [--clips N] [--out FILE.md]
 
 * ``fragility``: held-out world clips are encoded, Gaussian noise of 0-20% of the latents'
   std (sigma_data) is added to the latents, and the decoded audio is scored: SI-SDR against the
@@ -33,6 +33,12 @@
   the decoder follows. Then both envelopes (generated, the clip's) decoded with the learned channels set
   to zero: a decoder fine-tuned with ``drop_fraction`` renders band energies alone that way. Also: the
   std of each half, generated vs encoded.
+* ``tones``: steady sines (``TONE_HZ``, amplitude ``TONE_AMPLITUDE``, 2 s) encoded and decoded. Per
+  tone: the latent's RMS relative to the lowest tone's (how strongly the encoder responds), the
+  energy of the middle second of the reconstruction within ``TONE_BAND`` of the tone against all the
+  rest (dB: high = a clean tone; negative = mostly something else), and the strongest output
+  frequency. A latent at R frames/s that carries a partial's phase rotates at its frequency modulo
+  R; a decoder that renders it imprecisely leaks that rotation as low-frequency images.
 
 The judge is ``benchmarks/judge.py`` (nearest centroid on spectral features, fitted on other
 held-out world clips). Prints markdown; ``--out`` also writes it.
@@ -41,6 +47,7 @@ held-out world clips). Prints markdown; ``--out`` also writes it.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -59,13 +66,16 @@ from audiosds.training.train_scorer import class_prompts
 from audiosds.world import FAMILIES
 from audiosds.world.dataset import sample_clips
 
-SECTIONS = ("fragility", "sdedit", "bands", "moments", "halves")
+SECTIONS = ("fragility", "sdedit", "bands", "moments", "halves", "tones")
 NOISE_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.2)  # latent noise std / sigma_data
 SDEDIT_SIGMAS = (0.3, 1.0, 3.0, 10.0)
 SECONDS = 2.0
 BAND_EDGES_HZ = (0, 500, 1000, 2000, 3000, 4000, 6000, 8000)
 BAND_MIN_SHARE = 0.01  # bands with less of a family's energy are not reported
 BAND_WINDOW = 1024
+TONE_HZ = (250.0, 440.0, 1000.0, 1234.0, 2000.0, 2345.0, 3210.0, 4000.0, 5123.0, 6500.0)
+TONE_AMPLITUDE = 0.1  # -20 dBFS peak: the level of a world clip
+TONE_BAND = 0.02  # +-2% of the tone's frequency counts as the tone
 
 
 def band_energies(x: torch.Tensor, sample_rate: int, edges: Sequence[float]) -> torch.Tensor:
@@ -111,6 +121,42 @@ def bands(prior: EmbeddedPrior, x: torch.Tensor, families: list[str]) -> list[st
             for a, b, s in zip(e_x, e_y.clamp_min(1e-20), share, strict=True)
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def tone_purity(y: np.ndarray, sample_rate: int, freq_hz: float) -> tuple[float, float]:
+    """Energy within ``TONE_BAND`` of ``freq_hz`` over the rest (dB) and the strongest frequency (Hz)
+    of the Hann-windowed spectrum of ``y``.
+
+    Shape:
+        y (N,) -> float, float
+    """
+    power = np.abs(np.fft.rfft(y * np.hanning(len(y)))) ** 2
+    freqs = np.fft.rfftfreq(len(y), 1.0 / sample_rate)
+    near = np.abs(freqs - freq_hz) <= TONE_BAND * freq_hz
+    ratio = 10 * np.log10((power[near].sum() + 1e-20) / (power[~near].sum() + 1e-20))
+    return float(ratio), float(freqs[power.argmax()])
+
+
+def tones(prior: EmbeddedPrior) -> list[str]:
+    sr = prior.sample_rate
+    t = torch.arange(int(SECONDS * sr)) / sr
+    x = torch.stack([TONE_AMPLITUDE * torch.sin(2 * math.pi * f * t) for f in TONE_HZ])[:, None]
+    with torch.inference_mode():
+        z = prior.encode(x)
+        y = prior.decode(z)[:, 0, : x.shape[-1]].numpy()
+    rms = z.square().mean(dim=(1, 2)).sqrt()
+    middle = slice(int(0.5 * sr), int(1.5 * sr))
+    lines = [
+        "## Steady tones through the autoencoder\n",
+        f"Sines of amplitude {TONE_AMPLITUDE:g}, {SECONDS:g} s; tone-to-rest: energy within "
+        f"{TONE_BAND:.0%} of the tone vs all other energy in the middle second of the reconstruction.\n",
+        f"| tone (Hz) | latent RMS re {TONE_HZ[0]:g} Hz (dB) | tone-to-rest (dB) | strongest output (Hz) |",
+        "|---|---|---|---|",
+    ]
+    for i, freq in enumerate(TONE_HZ):
+        ratio, peak = tone_purity(y[i, middle], sr, freq)
+        lines.append(f"| {freq:g} | {20 * math.log10(rms[i] / rms[0]):+.1f} | {ratio:+.1f} | {peak:.0f} |")
     return lines
 
 
@@ -361,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         lines += [*moments(prior, x, families), ""]
     if "halves" in args.sections:
         lines += [*halves(prior, judge, x, families, args.seed), ""]
+    if "tones" in args.sections:
+        lines += [*tones(prior), ""]
     lines.append(f"Total time {time.monotonic() - start:.0f} s.")
     emit(lines, args.out)
 

@@ -162,3 +162,36 @@ def test_halves_table_tells_which_half_the_decoder_follows() -> None:
     learned_std = next(line for line in lines if line.startswith("| learned |")).split("|")[2:4]
     expected = [float(real[:, 0].std()), float(generated[:, 0].std())]
     assert [float(v) for v in learned_std] == pytest.approx(expected, abs=1e-3)  # printed to 3 decimals
+
+
+class _ImagePrior:
+    """encode = identity; decode adds ``image`` x the input shifted to ``shift_hz`` lower (a leak)."""
+
+    sample_rate = SR
+
+    def __init__(self, image: float) -> None:
+        self.image = image
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        t = torch.arange(z.shape[-1]) / SR
+        return z + self.image * z.abs().amax(dim=-1, keepdim=True) * torch.sin(2 * math.pi * 37.0 * t)
+
+
+def test_tones_report_a_clean_tone_and_a_leaky_one() -> None:
+    clean = diagnostics.tones(_ImagePrior(0.0))
+    leaky = diagnostics.tones(_ImagePrior(1.0))
+
+    def column(lines: list[str], i: int) -> list[float]:
+        rows = [line for line in lines if re.match(r"\| \d", line)]
+        assert len(rows) == len(diagnostics.TONE_HZ)
+        return [float(r.strip("|").split("|")[i]) for r in rows]
+
+    assert all(v > 40 for v in column(clean, 2))  # the identity keeps every tone pure
+    assert column(clean, 3) == pytest.approx(list(diagnostics.TONE_HZ), abs=1.0)
+    assert all(abs(v) < 1.5 for v in column(leaky, 2))  # as much leak as tone: ~0 dB
+    assert all(abs(v) < 0.01 for v in column(clean, 1))  # identity "latents": equal RMS
+    ratio, peak = diagnostics.tone_purity(np.sin(2 * np.pi * 1000 * np.arange(SR) / SR), SR, 1000.0)
+    assert ratio > 40 and abs(peak - 1000) < 1.0

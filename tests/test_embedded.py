@@ -753,3 +753,32 @@ def test_istft_head_lengths_and_a_bin_at_its_own_frequency() -> None:
     assert 20 * np.log10(spectrum[elsewhere].max() / spectrum.max()) < -60
     with pytest.raises(ValueError, match="decoder_head"):
         replace(TINY_AE, decoder_head="transposed")
+
+
+@pytest.mark.parametrize("bands", [4, 8, 16])
+def test_pqmf_reconstructs_and_puts_a_tone_in_its_band(bands: int) -> None:
+    from audiosds.training.autoencoder import PQMF
+
+    pqmf = PQMF(bands)
+    x = torch.randn(2, 1, 8000, generator=torch.Generator().manual_seed(0))
+    sub = pqmf.analysis(x)
+    assert sub.shape == (2, bands, 8000 // bands)
+    y = pqmf.synthesis(sub)
+    middle = slice(500, -500)  # the ends see zero padding
+    snr = 10 * math.log10(float(x[..., middle].square().sum() / (y - x)[..., middle].square().sum()))
+    assert snr > 40
+    width = SR / 2 / bands
+    for freq in (0.3 * width, 2.5 * width, (bands - 0.5) * width):
+        tone = torch.sin(2 * math.pi * freq * torch.arange(8000) / SR).view(1, 1, -1)
+        energy = pqmf.analysis(tone)[..., 100:-100].square().sum(dim=-1)[0]
+        assert int(energy.argmax()) == int(freq // width)
+        assert float(energy.max() / energy.sum()) > 0.6
+
+
+def test_pqmf_autoencoder_shapes() -> None:
+    cfg = replace(TINY_AE, filterbank="pqmf")
+    model = Autoencoder(cfg)
+    z = model.encode(torch.randn(2, 1, 1000))
+    assert model.decode(z).shape == (2, 1, z.shape[-1] * cfg.downsampling)
+    with pytest.raises(ValueError, match="filterbank"):
+        replace(TINY_AE, filterbank="mdct")

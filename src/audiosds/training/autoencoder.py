@@ -38,6 +38,13 @@ def _positive_int(owner: str, name: str, value: object) -> None:
 
 ENVELOPE_SPACINGS = ("log", "mel")
 DECODER_HEADS = ("patch", "istft")
+FILTERBANKS = ("fold", "pqmf")
+# PQMF prototype: taps = PQMF_TAPS_PER_BAND * bands, Kaiser beta, cutoff PQMF_CUTOFF / bands (of Nyquist).
+# Found by a grid search for 16 bands: noise analysed and resynthesised at 58 dB SNR (unit test: >= 40 dB
+# for 4, 8 and 16 bands).
+PQMF_TAPS_PER_BAND = 12
+PQMF_BETA = 9.0
+PQMF_CUTOFF = 0.5875
 ISTFT_MAX_LOG_MAGNITUDE = 10.0  # the istft head's log magnitudes are clamped here (float safety)
 
 
@@ -98,6 +105,11 @@ class AutoencoderConfig:
     decoder_head: str = "patch"
     istft_overlap: int = 4
     istft_dilations: tuple[int, ...] = (1, 3)  # istft head: residual units after the low-rate ones
+    # How audio becomes ``patch`` channels at the high rate and back. "fold": polyphase (sample r of each
+    # patch -> channel r). "pqmf": a near-perfect-reconstruction pseudo-QMF filterbank, channel k = the
+    # k-th of ``patch`` equal frequency bands (as in multi-band vocoders and RAVE), so a high partial
+    # lives in its own channel instead of being spread over all of them.
+    filterbank: str = "fold"
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "latent_channels", "patch", "down", "high_channels", "low_channels"):
@@ -109,6 +121,10 @@ class AutoencoderConfig:
                 f"AutoencoderConfig.decoder_head: expected one of {DECODER_HEADS}, got {self.decoder_head!r}"
             )
         _positive_int("AutoencoderConfig", "istft_overlap", self.istft_overlap)
+        if self.filterbank not in FILTERBANKS:
+            raise ValueError(
+                f"AutoencoderConfig.filterbank: expected one of {FILTERBANKS}, got {self.filterbank!r}"
+            )
         for name in ("high_dilations", "low_dilations", "istft_dilations"):
             value = tuple(getattr(self, name))
             for d in value:
@@ -232,6 +248,44 @@ def unfold(x: Tensor, factor: int) -> Tensor:
     return x.reshape(batch, cf // factor, factor, frames).transpose(2, 3).reshape(batch, cf // factor, -1)
 
 
+class PQMF(nn.Module):
+    """Pseudo-QMF analysis and synthesis with ``bands`` equal bands (cosine-modulated Kaiser-windowed
+    sinc prototype; constants ``PQMF_*``). ``synthesis(analysis(x))`` is x up to about -50 dB.
+
+    Shape:
+        analysis: (B, 1, T * bands) -> (B, bands, T); synthesis: (B, bands, T) -> (B, 1, T * bands)
+    """
+
+    def __init__(self, bands: int) -> None:
+        super().__init__()
+        self.bands = bands
+        taps = PQMF_TAPS_PER_BAND * bands
+        cutoff = PQMF_CUTOFF / bands
+        n = torch.arange(taps + 1, dtype=torch.float64) - taps / 2
+        window = torch.kaiser_window(taps + 1, periodic=False, beta=PQMF_BETA, dtype=torch.float64)
+        prototype = cutoff * torch.sinc(cutoff * n) * window
+        prototype = prototype / prototype.sum()
+        k = torch.arange(bands, dtype=torch.float64)[:, None]
+        phase = (2 * k + 1) * math.pi / (2 * bands) * n[None]
+        turn = (-1.0) ** k * math.pi / 4
+        analysis = 2 * prototype * torch.cos(phase + turn)  # (bands, taps + 1)
+        synthesis = 2 * prototype * torch.cos(phase - turn)
+        self.half = taps // 2
+        self.register_buffer("analysis_filters", analysis.float()[:, None], persistent=False)
+        # conv_transpose1d convolves; the synthesis filter is applied as a correlation, hence the flip
+        self.register_buffer(
+            "synthesis_filters", (bands * synthesis.flip(-1)).float()[:, None], persistent=False
+        )
+
+    def analysis(self, x: Tensor) -> Tensor:
+        return F.conv1d(F.pad(x, (self.half, self.half)), self.analysis_filters, stride=self.bands)
+
+    def synthesis(self, y: Tensor) -> Tensor:
+        frames = y.shape[-1]
+        out = F.conv_transpose1d(y, self.synthesis_filters, stride=self.bands)
+        return out[..., self.half : self.half + frames * self.bands]
+
+
 class Encoder(nn.Module):
     """Waveform -> (mean, log std) of the latent posterior.
 
@@ -250,9 +304,12 @@ class Encoder(nn.Module):
         self.low = nn.Sequential(*(ResidualUnit(cfg.low_channels, d, k) for d in cfg.low_dilations))
         self.act_low = Snake(cfg.low_channels)
         self.out = nn.Conv1d(cfg.low_channels, 2 * cfg.latent_channels, 3, padding=1)
+        self.pqmf = PQMF(cfg.patch) if cfg.filterbank == "pqmf" else None
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.high(self.inp(fold(x * self.cfg.input_gain, self.cfg.patch)))  # (B, Ch, T * down)
+        x = x * self.cfg.input_gain
+        bands = fold(x, self.cfg.patch) if self.pqmf is None else self.pqmf.analysis(x)
+        h = self.high(self.inp(bands))  # (B, Ch, T * down)
         h = self.low(self.down(fold(self.act_high(h), self.cfg.down)))  # (B, Cl, T)
         mean, log_std = self.out(self.act_low(h)).chunk(2, dim=1)
         return mean, log_std.clamp(self.cfg.min_log_std, self.cfg.max_log_std)
@@ -276,12 +333,14 @@ class Decoder(nn.Module):
         self.high = nn.Sequential(*(ResidualUnit(cfg.high_channels, d, k) for d in cfg.high_dilations))
         self.act_high = Snake(cfg.high_channels)
         self.out = nn.Conv1d(cfg.high_channels, cfg.patch, k, padding=k // 2)
+        self.pqmf = PQMF(cfg.patch) if cfg.filterbank == "pqmf" else None
 
     def forward(self, z: Tensor) -> Tensor:
         h = self.low(self.inp(z))  # (B, Cl, T)
         h = self.high(unfold(self.up(self.act_low(h)), self.cfg.down))  # (B, Ch, T * down)
-        y = unfold(self.out(self.act_high(h)), self.cfg.patch)  # (B, 1, T * downsampling)
-        return y / self.cfg.input_gain
+        bands = self.out(self.act_high(h))  # (B, patch, T * down)
+        y = unfold(bands, self.cfg.patch) if self.pqmf is None else self.pqmf.synthesis(bands)
+        return y / self.cfg.input_gain  # (B, 1, T * downsampling)
 
 
 class ISTFTDecoder(nn.Module):

@@ -1,10 +1,11 @@
 """A multi-resolution spectrogram discriminator and its losses, for adversarial decoder training.
 
 Why: under the reconstruction loss alone (``train_autoencoder.reconstruction_loss``) the embedded
-autoencoder leaves a broadband floor about 25 dB below the clip in bands a clip leaves empty and
-renders content above 2 kHz 10-15 dB too quiet (birds, glass clinks, whistles), because a partial it
-cannot place in phase costs less when it is left out. A discriminator asks instead whether the
-decoded spectrogram looks like a world clip's, which is how neural audio codecs keep their highs.
+autoencoder leaves a floor about 30 dB below the clip in bands a clip leaves empty and renders
+content above 2 kHz 11-22 dB too quiet (birds, glass clinks, whistles). A discriminator asks instead
+whether the decoded spectrogram looks like a world clip's, which is how neural audio codecs keep
+their highs. Measured (benchmarks/RESULTS.md, session 10): against the shipped encoder it trained as
+intended and did not move the family judge; that encoder hardly responds to tones above 2 kHz.
 
 What: one small 2-D convolutional network per STFT size, each reading three channels of the
 RMS-normalised crop's STFT (log power floored at ``log_floor``, and the real and imaginary parts

@@ -29,6 +29,11 @@ Third (session 9): ``drop_fraction`` rows decode the envelope channels alone (le
 scored without phase); the export sets ``envelope_decoding``, so generated latents are decoded that way.
 16 band energies rendered alone were judged right 18% (generated) / 32% (a real clip's) of the time.
 
+Fourth (session 10): against a spectrogram discriminator (``adversarial``, ``feature_matching``;
+``discriminator.py``), and fresh decoders (``decoder``: the patch head or the inverse-STFT head) on
+the shipped encoder. None was judged better; no decoder on that encoder returns a steady tone above
+2 kHz (``benchmarks/prior_diagnostics.py --sections tones``): the encoder hardly responds to one.
+
 Reproducible from ``--seed`` like the training stages (batches and noise from (seed, step);
 ``--resume`` replays exactly). The export ``DIR/export/autoencoder.{safetensors,json}`` (and
 ``finetune.json``, its provenance) forms a weights folder with any denoiser trained on the same
