@@ -532,6 +532,14 @@ def test_preemphasis_weighs_high_frequency_errors_more() -> None:
     assert float(y[..., 0]) == float(x[..., 0])
     with pytest.raises(ValueError, match="preemphasis"):
         train_autoencoder.LossConfig(preemphasis=1.0)
+    # preemphasis_mix blends the two losses term by term
+    half = replace(emph, preemphasis_mix=0.25)
+    for estimate in (low, high):
+        a, b, mixed = (train_autoencoder.reconstruction_loss(estimate, x, c) for c in (plain, emph, half))
+        for k in a:
+            torch.testing.assert_close(mixed[k], 0.75 * a[k] + 0.25 * b[k])
+    with pytest.raises(ValueError, match="preemphasis_mix"):
+        train_autoencoder.LossConfig(preemphasis_mix=1.5)
 
 
 def test_latent_noise_is_seeded_and_changes_only_the_decoded_latent() -> None:

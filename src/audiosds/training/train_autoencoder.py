@@ -68,6 +68,10 @@ class LossConfig:
     # Pre-emphasis coefficient a: every term compares y[n] = x[n] - a x[n-1] of both signals, which
     # weighs 4 kHz ~22 dB above 100 Hz at a = 0.9. 0 = plain (the shipped autoencoder's loss).
     preemphasis: float = 0.0
+    # With preemphasis > 0: the loss is (1 - preemphasis_mix) x the plain terms + preemphasis_mix x the
+    # pre-emphasised ones (1 = pre-emphasised only). Pre-emphasis alone makes the encoder answer high
+    # tones and loses the low band's phase (RESULTS.md, session 10); a mix keeps both in the loss.
+    preemphasis_mix: float = 1.0
     # Highest frequency, as a fraction of Nyquist, whose phase the loss sees: above it the waveform term
     # compares nothing (both signals are low-passed there) and the complex term compares STFT
     # magnitudes, so a high partial whose phase the latent cannot place costs its magnitude error, not
@@ -78,6 +82,10 @@ class LossConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.preemphasis < 1.0:
             raise ValueError(f"LossConfig.preemphasis: expected a value in [0, 1), got {self.preemphasis!r}")
+        if not 0.0 <= self.preemphasis_mix <= 1.0:
+            raise ValueError(
+                f"LossConfig.preemphasis_mix: expected a value in [0, 1], got {self.preemphasis_mix!r}"
+            )
         if not 0.0 < self.phase_cutoff <= 1.0:
             raise ValueError(
                 f"LossConfig.phase_cutoff: expected a value in (0, 1], got {self.phase_cutoff!r}"
@@ -218,6 +226,11 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, cfg: LossConfig, phase: bool =
     Shape:
         x_hat (B, 1, N), x (B, 1, N) -> dict of ()
     """
+    if cfg.preemphasis and cfg.preemphasis_mix < 1.0:
+        mix = cfg.preemphasis_mix
+        plain = reconstruction_loss(x_hat, x, replace(cfg, preemphasis=0.0), phase)
+        emphasised = reconstruction_loss(x_hat, x, replace(cfg, preemphasis_mix=1.0), phase)
+        return {k: (1 - mix) * plain[k] + mix * emphasised[k] for k in plain}
     if cfg.preemphasis:
         x_hat, x = preemphasize(x_hat, cfg.preemphasis), preemphasize(x, cfg.preemphasis)
     scale = x.square().mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(RMS_FLOOR)  # (B, 1, 1)
