@@ -315,6 +315,15 @@ class Encoder(nn.Module):
         return mean, log_std.clamp(self.cfg.min_log_std, self.cfg.max_log_std)
 
 
+def _latent_rate_stack(module: nn.Module, cfg: AutoencoderConfig, dilations: tuple[int, ...]) -> None:
+    """The decoders' first stage, as ``module.inp`` (latent -> ``low_channels``), ``module.low``
+    (a residual unit per dilation) and ``module.act_low``."""
+    k = cfg.kernel
+    module.inp = nn.Conv1d(cfg.total_channels, cfg.low_channels, k, padding=k // 2)
+    module.low = nn.Sequential(*(ResidualUnit(cfg.low_channels, d, k) for d in dilations))
+    module.act_low = Snake(cfg.low_channels)
+
+
 class Decoder(nn.Module):
     """Latent -> waveform.
 
@@ -326,9 +335,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         k = cfg.kernel
-        self.inp = nn.Conv1d(cfg.total_channels, cfg.low_channels, k, padding=k // 2)
-        self.low = nn.Sequential(*(ResidualUnit(cfg.low_channels, d, k) for d in cfg.low_dilations))
-        self.act_low = Snake(cfg.low_channels)
+        _latent_rate_stack(self, cfg, cfg.low_dilations)
         self.up = nn.Conv1d(cfg.low_channels, cfg.high_channels * cfg.down, 3, padding=1)
         self.high = nn.Sequential(*(ResidualUnit(cfg.high_channels, d, k) for d in cfg.high_dilations))
         self.act_high = Snake(cfg.high_channels)
@@ -358,14 +365,10 @@ class ISTFTDecoder(nn.Module):
     def __init__(self, cfg: AutoencoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        k = cfg.kernel
         self.hop = cfg.downsampling
         self.n_fft = cfg.istft_overlap * self.hop
         bins = self.n_fft // 2 + 1
-        self.inp = nn.Conv1d(cfg.total_channels, cfg.low_channels, k, padding=k // 2)
-        dilations = cfg.low_dilations + cfg.istft_dilations
-        self.low = nn.Sequential(*(ResidualUnit(cfg.low_channels, d, k) for d in dilations))
-        self.act_low = Snake(cfg.low_channels)
+        _latent_rate_stack(self, cfg, cfg.low_dilations + cfg.istft_dilations)
         self.head = nn.Conv1d(cfg.low_channels, 3 * bins, 3, padding=1)
         with torch.no_grad():
             self.head.bias[:bins].fill_(-3.0)  # start quiet
