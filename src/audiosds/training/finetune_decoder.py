@@ -221,23 +221,14 @@ def finetune(
     """Fine-tune the decoder of the autoencoder in ``autoencoder_dir`` in the run folder ``out`` up to
     ``cfg.steps`` (``stop_at`` and ``minutes`` end early with a checkpoint); returns the loss parts of
     the steps run here."""
-    from audiosds.priors.embedded import load_autoencoder
 
     out = Path(out)
     log, state = open_run(out, resume)
     write_config(out, {**cfg.to_dict(), "autoencoder": str(autoencoder_dir)}, resume)
-    model: Autoencoder = load_autoencoder(autoencoder_dir)
-    if cfg.decoder:
-        model = fresh_decoder(model, cfg)
+    model, critic, trained = networks(cfg, autoencoder_dir)
     model.encoder.requires_grad_(False)
     groups = [{"params": list(model.decoder.parameters())}]
-    trained: nn.Module = model
-    critic = None
-    if cfg.uses_discriminator:
-        with torch.random.fork_rng():  # the critic's initialisation is a function of the seed
-            torch.manual_seed(step_seed(cfg.seed, 0, CRITIC_STREAM))
-            critic = SpectrogramDiscriminator(cfg.discriminator)
-        trained = DecoderAndCritic(model, critic)
+    if critic is not None:
         groups.append(
             {"params": list(critic.parameters()), "name": "critic", "lr_scale": cfg.discriminator_lr_scale}
         )
@@ -304,6 +295,25 @@ def finetune(
     return history
 
 
+def networks(
+    cfg: DecoderFinetuneConfig, autoencoder_dir: Path
+) -> tuple[Autoencoder, SpectrogramDiscriminator | None, nn.Module]:
+    """The autoencoder to train (stage 1's, or with a fresh decoder), the discriminator (None without
+    adversarial terms), and the module the trainer checkpoints (the pair, or the autoencoder alone);
+    initialised from ``cfg.seed``."""
+    from audiosds.priors.embedded import load_autoencoder
+
+    model = load_autoencoder(autoencoder_dir)
+    if cfg.decoder:
+        model = fresh_decoder(model, cfg)
+    if not cfg.uses_discriminator:
+        return model, None, model
+    with torch.random.fork_rng():  # the critic's initialisation is a function of the seed
+        torch.manual_seed(step_seed(cfg.seed, 0, CRITIC_STREAM))
+        critic = SpectrogramDiscriminator(cfg.discriminator)
+    return model, critic, DecoderAndCritic(model, critic)
+
+
 def fresh_decoder(stage1: Autoencoder, cfg: DecoderFinetuneConfig) -> Autoencoder:
     """An autoencoder with ``stage1``'s encoder (and envelope statistics) and a decoder built from
     ``cfg.decoder``'s changes to its config, initialised from ``cfg.seed``."""
@@ -349,7 +359,6 @@ def export(
 
 def export_only(out: Path) -> Path:
     """Re-export the EMA weights of the checkpoint in ``out``."""
-    from audiosds.priors.embedded import load_autoencoder
 
     out = Path(out)
     state = load_checkpoint(out)
@@ -358,14 +367,7 @@ def export_only(out: Path) -> Path:
     stored = json.loads((out / "train_config.json").read_text())
     autoencoder_dir = Path(stored.pop("autoencoder"))
     cfg = DecoderFinetuneConfig.from_dict(stored)
-    model = load_autoencoder(autoencoder_dir)
-    if cfg.decoder:
-        model = fresh_decoder(model, cfg)
-    holder = (
-        DecoderAndCritic(model, SpectrogramDiscriminator(cfg.discriminator))
-        if cfg.uses_discriminator
-        else model
-    )
+    model, _, holder = networks(cfg, autoencoder_dir)
     holder.load_state_dict(state["ema"])
     return export(model, cfg, autoencoder_dir, out, int(state["step"]))
 
