@@ -98,17 +98,18 @@ class AutoencoderConfig:
     # channels badly (benchmarks/RESULTS.md, session 8).
     envelope_decoding: bool = False
     # How the decoder makes samples. "patch": the high-rate stack's channels unfolded into samples (two
-    # sub-pixel upsamplers; a steady tone above ~2 kHz comes back as images at multiples of the frame
-    # rates, RESULTS.md session 10). "istft": from the latent-rate features, a log magnitude and a phase
+    # sub-pixel upsamplers). "istft": from the latent-rate features, a log magnitude and a phase
     # direction per STFT bin (window istft_overlap * downsampling, hop downsampling, Hann), inverted by
-    # torch.istft: every bin's content is placed at its own frequency (the Vocos construction).
+    # torch.istft, with no upsampler to leak frame-rate images (the Vocos construction). Measured
+    # (RESULTS.md, session 10): neither returns a steady tone above ~2 kHz from the shipped encoder's
+    # latent, and the istft head trained jointly learned more slowly.
     decoder_head: str = "patch"
     istft_overlap: int = 4
     istft_dilations: tuple[int, ...] = (1, 3)  # istft head: residual units after the low-rate ones
     # How audio becomes ``patch`` channels at the high rate and back. "fold": polyphase (sample r of each
     # patch -> channel r). "pqmf": a near-perfect-reconstruction pseudo-QMF filterbank, channel k = the
     # k-th of ``patch`` equal frequency bands (as in multi-band vocoders and RAVE), so a high partial
-    # lives in its own channel instead of being spread over all of them.
+    # lives in its own channel instead of being spread over all of them (a 1500-step pilot: no better).
     filterbank: str = "fold"
 
     def __post_init__(self) -> None:
