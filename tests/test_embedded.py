@@ -462,6 +462,10 @@ def test_diffusion_training_is_seeded_and_exports_a_complete_prior(tmp_path: Pat
     export = tmp_path / "a" / "export"
     weights = [(tmp_path / run / "export/denoiser.safetensors").read_bytes() for run in ("a", "b")]
     assert weights[0] == weights[1]
+    provenance = (export / "training.json").read_text()
+    assert "latent_mean" in json.loads(provenance)
+    assert train_diffusion.export_only(tmp_path / "a", ae_dir).read_bytes() == weights[0]
+    assert (export / "training.json").read_text() == provenance  # re-export keeps the measured mean
     stored = json.loads((export / "denoiser.json").read_text())
     (cached,) = (tmp_path / "cache").glob("latents_*.pt")  # one autoencoder, one encoding, shared by a and b
     latents = torch.load(cached, weights_only=True)["latents"]

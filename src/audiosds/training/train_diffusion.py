@@ -272,7 +272,8 @@ def train(
 
 
 def export_only(out: Path, autoencoder_dir: Path) -> Path:
-    """Re-export the EMA weights of the checkpoint in ``out``."""
+    """Re-export the EMA weights of the checkpoint in ``out``; the latent statistics the run measured
+    (unrounded sigma_data, latent_mean) are kept from its earlier ``training.json`` when there is one."""
     out = Path(out)
     state = load_checkpoint(out)
     if state is None:
@@ -287,6 +288,9 @@ def export_only(out: Path, autoencoder_dir: Path) -> Path:
         "sigma_data": cfg.model.sigma_data,
         "autoencoder": file_digest(Path(autoencoder_dir) / "autoencoder.safetensors"),
     }
+    earlier = out / EXPORT_DIR / "training.json"
+    stored = json.loads(earlier.read_text()) if earlier.is_file() else {}
+    provenance.update({key: stored[key] for key in ("sigma_data", "latent_mean") if key in stored})
     return export(model, out, autoencoder_dir, provenance, cfg.export_dtype)
 
 
