@@ -677,6 +677,64 @@ def test_envelope_decoding_renders_generated_latents_from_the_envelope_alone(tmp
         Autoencoder(TINY_AE).decode_envelope(torch.zeros(1, 4, 3))
 
 
+class FixedDecoder(torch.nn.Module):
+    """Stands in for a decoder: returns the same audio for every latent row."""
+
+    def __init__(self, audio: torch.Tensor) -> None:
+        super().__init__()
+        self.audio = audio
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.audio.expand(z.shape[0], 1, -1)
+
+
+def test_postfilter_gates_what_the_envelope_lacks_and_fills_the_high_band() -> None:
+    """A decoder that renders a 300 Hz tone for a 3 kHz one: the gate takes the 300 Hz band down, the
+    fill puts the input's energy back in the 3 kHz band (above fill_hz only), bins below the lowest
+    band pass unchanged, training never sees the post-filter, rows are independent of their batch,
+    and the envelope channels receive gradient."""
+    t = torch.arange(6400) / SR
+    x = (0.3 * torch.sin(2 * math.pi * 3000.0 * t)).view(1, 1, -1)
+
+    def model(mode: str, audio: torch.Tensor) -> Autoencoder:
+        ae = Autoencoder(replace(ENV_AE, postfilter=mode)).eval()
+        ae.decoder = FixedDecoder(audio.view(1, 1, -1))
+        return ae
+
+    wrong = 0.3 * torch.sin(2 * math.pi * 300.0 * t)
+    models = {mode: model(mode, wrong) for mode in ("none", "gate", "gate_fill")}
+    edges = band_edges(200.0, 8000.0, 6, "log")
+    low, high = (int(((edges[:-1] <= f) & (f < edges[1:])).nonzero()) for f in (300.0, 3000.0))
+    db = 10 / math.log(10)
+    with torch.no_grad():
+        z = models["none"].encode(x)
+
+        def level(ae: Autoencoder, audio: torch.Tensor) -> torch.Tensor:  # dB per band, middle frames
+            return db * ae.envelope.log_energies(audio[:, 0])[0, :, 20:-20].mean(-1)
+
+        out = {mode: level(ae, ae.decode(z)) for mode, ae in models.items()}
+        wanted = level(models["none"], x)
+    assert out["none"][low] - wanted[low] > 60  # the wrong tone, far above the input there
+    assert out["gate"][low] - out["none"][low] < -40  # gated down
+    assert out["gate"][high] - wanted[high] < -40  # the gate adds nothing
+    assert abs(out["gate_fill"][high] - wanted[high]) < 1.5  # the fill restores the missing band
+    below = model("gate_fill", 0.3 * torch.sin(2 * math.pi * 60.0 * t))  # 60 Hz: under the lowest band
+    with torch.no_grad():
+        spectrum = torch.fft.rfft(below.decode(z)[0, 0] * torch.hann_window(6400)).abs()
+        reference = torch.fft.rfft(0.3 * torch.sin(2 * math.pi * 60.0 * t) * torch.hann_window(6400)).abs()
+        assert float(spectrum[24]) == pytest.approx(float(reference[24]), rel=0.05)  # bin 24 = 60 Hz
+        assert torch.equal(models["gate_fill"](x)[0], wrong.view(1, 1, -1))  # training: decoder only
+        zz = torch.cat([z, torch.randn(z.shape, generator=torch.Generator().manual_seed(3))])
+        torch.testing.assert_close(models["gate_fill"].decode(zz)[:1], models["gate_fill"].decode(z))
+    z = z.clone().requires_grad_(True)
+    models["gate_fill"].decode(z).square().sum().backward()
+    assert torch.isfinite(z.grad).all() and z.grad[:, 4:].abs().sum() > 0
+    with pytest.raises(ValueError, match="postfilter: needs envelope_bands"):
+        replace(TINY_AE, postfilter="gate")
+    with pytest.raises(ValueError, match="postfilter: expected one of"):
+        replace(ENV_AE, postfilter="wiener")
+
+
 def test_mel_band_edges_and_envelope() -> None:
     """Mel edges are even in mel (HTK) and span min_hz..Nyquist; a tone lands in its mel band; many mel
     bands fit where log-spaced ones would leave low bands without a bin."""

@@ -270,7 +270,7 @@ def finetune(
         generator = step_generator(cfg.seed, step, NOISE_STREAM)
         z, level = noisy_latents(mean, latent_std, cfg, generator, learned, envelope_std)
         z, dropped = drop_learned(z, learned, cfg.drop_fraction, generator)
-        x_hat = model.decode(z)[..., : x.shape[-1]]
+        x_hat = model.decoder(z)[..., : x.shape[-1]]  # without the post-filter, as in stage 1
         limit = math.inf if cfg.phase_free_above is None else cfg.phase_free_above
         fine = loss_cfg.fine_weight(step) if cfg.decoder else final_fine
         loss, parts = split_reconstruction_loss(x_hat, x, loss_cfg, (level > limit) | dropped, fine)
