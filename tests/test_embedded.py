@@ -696,8 +696,8 @@ def test_postfilter_gates_what_the_envelope_lacks_and_fills_the_high_band() -> N
     t = torch.arange(6400) / SR
     x = (0.3 * torch.sin(2 * math.pi * 3000.0 * t)).view(1, 1, -1)
 
-    def model(mode: str, audio: torch.Tensor) -> Autoencoder:
-        ae = Autoencoder(replace(ENV_AE, postfilter=mode)).eval()
+    def model(mode: str, audio: torch.Tensor, generated: str | None = None) -> Autoencoder:
+        ae = Autoencoder(replace(ENV_AE, postfilter=mode, postfilter_generated=generated)).eval()
         ae.decoder = FixedDecoder(audio.view(1, 1, -1))
         return ae
 
@@ -729,8 +729,20 @@ def test_postfilter_gates_what_the_envelope_lacks_and_fills_the_high_band() -> N
     z = z.clone().requires_grad_(True)
     models["gate_fill"].decode(z).square().sum().backward()
     assert torch.isfinite(z.grad).all() and z.grad[:, 4:].abs().sum() > 0
+    # Generated latents may take another post-filter: here the gate alone, while decode() also fills.
+    split = model("gate_fill", wrong, generated="gate")
+    with torch.no_grad():
+        torch.testing.assert_close(split.decode(z.detach()), models["gate_fill"].decode(z.detach()))
+        torch.testing.assert_close(split.decode_generated(z.detach()), models["gate"].decode(z.detach()))
+        torch.testing.assert_close(
+            models["gate_fill"].decode_generated(z.detach()), models["gate_fill"].decode(z.detach())
+        )
     with pytest.raises(ValueError, match="postfilter: needs envelope_bands"):
         replace(TINY_AE, postfilter="gate")
+    with pytest.raises(ValueError, match="postfilter: needs envelope_bands"):
+        replace(TINY_AE, postfilter_generated="gate")
+    with pytest.raises(ValueError, match="postfilter_generated: expected None or one of"):
+        replace(ENV_AE, postfilter_generated="all")
     with pytest.raises(ValueError, match="postfilter: expected one of"):
         replace(ENV_AE, postfilter="wiener")
 

@@ -182,14 +182,13 @@ class EmbeddedPrior(Prior):
 
     def decode_generated(self, z: Tensor) -> Tensor:
         """A sampled latent -> audio: from its envelope channels alone when the weights' decoder was
-        trained for it (``autoencoder.json`` ``envelope_decoding``), else :meth:`decode`.
+        trained for it (``autoencoder.json`` ``envelope_decoding``), and through the post-filter set
+        for generated latents (``postfilter_generated``); :meth:`decode` when neither is set.
 
         Shape:
             z (B, D, T) -> x (B, 1, T * downsampling)
         """
-        if self.autoencoder.config.envelope_decoding:
-            return self.autoencoder.decode_envelope(z)
-        return self.autoencoder.decode(z)
+        return self.autoencoder.decode_generated(z)
 
     # -- text -------------------------------------------------------------------------
     def _text(self, prompts: Sequence[str]) -> Tensor:

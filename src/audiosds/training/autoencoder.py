@@ -24,7 +24,7 @@ This module imports only torch: the Prior backend loads it at run time.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -121,6 +121,10 @@ class AutoencoderConfig:
     # name 70% / 56% of an envelope autoencoder's plain reconstructions, 83% / 87% with "gate_fill".
     postfilter: str = "none"
     postfilter_fill_hz: float = 2000.0
+    # The post-filter for latents the denoiser generated (:meth:`Autoencoder.decode_generated`); None:
+    # ``postfilter``. Their envelope channels are generated too, and a fill renders whatever energy a
+    # generated envelope puts in the high band (flute prompts came out as hiss, session 11).
+    postfilter_generated: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "latent_channels", "patch", "down", "high_channels", "low_channels"):
@@ -173,8 +177,14 @@ class AutoencoderConfig:
             raise ValueError(
                 f"AutoencoderConfig.postfilter: expected one of {POSTFILTERS}, got {self.postfilter!r}"
             )
-        if self.postfilter != "none" and not self.envelope_bands:
-            raise ValueError("AutoencoderConfig.postfilter: needs envelope_bands > 0")
+        if self.postfilter_generated is not None and self.postfilter_generated not in POSTFILTERS:
+            raise ValueError(
+                f"AutoencoderConfig.postfilter_generated: expected None or one of {POSTFILTERS}, "
+                f"got {self.postfilter_generated!r}"
+            )
+        if "none" != self.postfilter or self.postfilter_generated not in (None, "none"):
+            if not self.envelope_bands:
+                raise ValueError("AutoencoderConfig.postfilter: needs envelope_bands > 0")
         if not 0 <= self.postfilter_fill_hz <= self.sample_rate / 2:
             raise ValueError(
                 f"AutoencoderConfig.postfilter_fill_hz: expected a value in [0, {self.sample_rate / 2}], "
@@ -538,9 +548,16 @@ class Autoencoder(nn.Module):
         self.encoder = Encoder(config)
         self.decoder = ISTFTDecoder(config) if config.decoder_head == "istft" else Decoder(config)
         self.envelope = Envelope(config, config.downsampling) if config.envelope_bands else None
-        self.postfilter = (
-            None if config.postfilter == "none" else EnvelopePostFilter(config, self.envelope)  # type: ignore[arg-type]
+        self.postfilter = self._postfilter(config.postfilter)
+        generated = config.postfilter if config.postfilter_generated is None else config.postfilter_generated
+        self.postfilter_generated = (
+            self.postfilter if generated == config.postfilter else self._postfilter(generated)
         )
+
+    def _postfilter(self, mode: str) -> EnvelopePostFilter | None:
+        if mode == "none":
+            return None
+        return EnvelopePostFilter(replace(self.config, postfilter=mode), self.envelope)  # type: ignore[arg-type]
 
     @property
     def downsampling(self) -> int:
@@ -596,6 +613,18 @@ class Autoencoder(nn.Module):
             raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
         y = self.decoder(z)
         return y if self.postfilter is None else self.postfilter(y, z)
+
+    def decode_generated(self, z: Tensor) -> Tensor:
+        """A latent the denoiser generated -> audio: from the envelope channels alone when
+        ``envelope_decoding`` is set, and through ``postfilter_generated``.
+
+        Shape:
+            z (B, D, T) -> x (B, 1, T * downsampling)
+        """
+        if z.ndim != 3 or z.shape[1] != self.latent_channels:
+            raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
+        y = self.decoder(zero_learned(z, self.config.latent_channels) if self.config.envelope_decoding else z)
+        return y if self.postfilter_generated is None else self.postfilter_generated(y, z)
 
     def decode_envelope(self, z: Tensor) -> Tensor:
         """Latent -> audio from its envelope channels alone: the learned channels are set to zero, the
