@@ -10,8 +10,9 @@
 # machine prefer THREADS=1 (or export OMP_WAIT_POLICY=PASSIVE, which costs ~40% when idle).
 #
 # Quick checks pass extra flags per stage, e.g. AE_ARGS="--steps 200" DIFFUSION_ARGS="--steps 100 --clips 512"
-# (results then differ from the shipped weights). AE_ARGS replaces the shipped recipe's own flags (below):
-# repeat them in it to keep that recipe.
+# (results then differ from the shipped weights). The envelope-latent candidate with the post-filter
+# (benchmarks/RESULTS.md, session 11; not shipped): AE_ARGS="--set model.envelope_bands=16 --set
+# model.postfilter=gate_fill --set model.postfilter_generated=gate".
 #
 # Starts itself in the background with nohup and returns. Progress: RUN_DIR/pipeline.log and
 # RUN_DIR/{autoencoder,diffusion}/log.txt. Running it again resumes every stage from its last
@@ -36,10 +37,8 @@ stamp() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
 stamp "pipeline start: run $RUN, seed $SEED, $THREADS threads, python $(command -v python)"
 
 stamp "stage 1/3: autoencoder"
-# The shipped recipe (session 11): 16 computed log band-energy channels beside the 16 learned ones, and
-# the envelope post-filter at decode time (no parameters; training never sees it).
 python -m audiosds.training.train_autoencoder --out "$RUN/autoencoder" --cache "$RUN" --seed "$SEED" \
-  --threads "$THREADS" --resume ${AE_ARGS:---set model.envelope_bands=16 --set model.postfilter=gate_fill}
+  --threads "$THREADS" --resume ${AE_ARGS:-}
 
 stamp "stage 2/3: diffusion"
 python -m audiosds.training.train_diffusion --out "$RUN/diffusion" --cache "$RUN" --seed "$SEED" \
