@@ -182,9 +182,9 @@ class AutoencoderConfig:
                 f"AutoencoderConfig.postfilter_generated: expected None or one of {POSTFILTERS}, "
                 f"got {self.postfilter_generated!r}"
             )
-        if "none" != self.postfilter or self.postfilter_generated not in (None, "none"):
-            if not self.envelope_bands:
-                raise ValueError("AutoencoderConfig.postfilter: needs envelope_bands > 0")
+        filtered = self.postfilter != "none" or self.postfilter_generated not in (None, "none")
+        if filtered and not self.envelope_bands:
+            raise ValueError("AutoencoderConfig.postfilter: needs envelope_bands > 0")
         if not 0 <= self.postfilter_fill_hz <= self.sample_rate / 2:
             raise ValueError(
                 f"AutoencoderConfig.postfilter_fill_hz: expected a value in [0, {self.sample_rate / 2}], "
@@ -490,9 +490,9 @@ class EnvelopePostFilter(nn.Module):
 
     where N is the unit-magnitude STFT of fixed-seed white noise (the same draw for every row, so a
     row's output does not depend on its batch). Bins below the lowest band edge pass unchanged. The
-    envelope channels are computed from the input
-    (:class:`Envelope`), so for a reconstruction E_b is the original's energy; for a generated latent
-    it is whatever the denoiser generated. Differentiable in the audio and in the envelope channels.
+    envelope channels are computed from the input (:class:`Envelope`), so for a reconstruction E_b is
+    the original's energy; for a generated latent it is whatever the denoiser generated.
+    Differentiable in the audio and in the envelope channels.
 
     Shape:
         y (B, 1, T * hop), z (B, D, T) -> (B, 1, T * hop)
@@ -609,10 +609,13 @@ class Autoencoder(nn.Module):
         Shape:
             z (B, D, T) -> x (B, 1, T * downsampling)
         """
-        if z.ndim != 3 or z.shape[1] != self.latent_channels:
-            raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
+        self._check_latent(z)
         y = self.decoder(z)
         return y if self.postfilter is None else self.postfilter(y, z)
+
+    def _check_latent(self, z: Tensor) -> None:
+        if z.ndim != 3 or z.shape[1] != self.latent_channels:
+            raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
 
     def decode_generated(self, z: Tensor) -> Tensor:
         """A latent the denoiser generated -> audio: from the envelope channels alone when
@@ -621,8 +624,7 @@ class Autoencoder(nn.Module):
         Shape:
             z (B, D, T) -> x (B, 1, T * downsampling)
         """
-        if z.ndim != 3 or z.shape[1] != self.latent_channels:
-            raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
+        self._check_latent(z)
         y = self.decoder(zero_learned(z, self.config.latent_channels) if self.config.envelope_decoding else z)
         return y if self.postfilter_generated is None else self.postfilter_generated(y, z)
 
