@@ -450,23 +450,27 @@ class Envelope(nn.Module):
         self.register_buffer("mean", torch.zeros(cfg.envelope_bands))
         self.register_buffer("std", torch.ones(cfg.envelope_bands))
 
+    def stft_args(self, x: Tensor) -> dict[str, object]:
+        """The envelope's STFT settings for audio ``x`` (B, N): window, hop, centred frames; zero
+        padding for clips shorter than half a window (reflection needs more)."""
+        pad_mode = "reflect" if x.shape[-1] > self.window_size // 2 else "constant"
+        return dict(
+            n_fft=self.window_size, hop_length=self.hop, window=self.window.to(x.dtype), pad_mode=pad_mode
+        )
+
     def log_energies(self, x: Tensor) -> Tensor:
         """Unstandardised log band energies. Shape: (B, N) -> (B, bands, N / hop)."""
         frames = x.shape[-1] // self.hop
-        pad_mode = "reflect" if x.shape[-1] > self.window_size // 2 else "constant"
-        spec = torch.stft(
-            x,
-            self.window_size,
-            self.hop,
-            window=self.window.to(x.dtype),
-            pad_mode=pad_mode,
-            return_complex=True,
-        )  # (B, bins, frames + 1)
+        spec = torch.stft(x, **self.stft_args(x), return_complex=True)  # (B, bins, frames + 1)
         power = spec.real.square() + spec.imag.square()
         return torch.log(torch.einsum("kf,bft->bkt", self.bands.to(x.dtype), power[..., :frames]) + 1e-10)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.scale * (self.log_energies(x) - self.mean[:, None]) / self.std[:, None]
+
+    def unstandardise(self, channels: Tensor) -> Tensor:
+        """Envelope channels (the output of :meth:`forward`) back to log band energies."""
+        return channels / self.scale * self.std[:, None] + self.mean[:, None]
 
     @torch.no_grad()
     def set_statistics(self, x: Tensor) -> None:
@@ -512,10 +516,9 @@ class EnvelopePostFilter(nn.Module):
         dtype, n = y.dtype, y.shape[-1]
         bands = env.bands.to(dtype)  # (K, F)
         per_bin = bands.sum(dim=1)[None, :, None]  # bins per band
-        log_energy = z[:, self.learned :].to(dtype) / env.scale * env.std[:, None] + env.mean[:, None]
-        pad_mode = "reflect" if n > env.window_size // 2 else "constant"
-        stft = dict(n_fft=env.window_size, hop_length=env.hop, window=env.window.to(dtype))
-        spec = torch.stft(y[:, 0], **stft, pad_mode=pad_mode, return_complex=True)
+        log_energy = env.unstandardise(z[:, self.learned :].to(dtype))
+        stft = env.stft_args(y[:, 0])
+        spec = torch.stft(y[:, 0], **stft, return_complex=True)
         frames = spec.shape[-1]  # T + 1 (centred frames); the last repeats the envelope's last value
         log_energy = F.pad(log_energy, (0, frames - log_energy.shape[-1]), mode="replicate")
         want = torch.einsum("kf,bkt->bft", bands, log_energy.exp() / per_bin)
@@ -527,11 +530,12 @@ class EnvelopePostFilter(nn.Module):
         if self.fill:
             gen = torch.Generator().manual_seed(POSTFILTER_SEED)
             noise = torch.randn(n, generator=gen).to(device=y.device, dtype=dtype)
-            phase = torch.stft(noise, **stft, pad_mode=pad_mode, return_complex=True)
+            phase = torch.stft(noise, **stft, return_complex=True)
             phase = phase / phase.abs().clamp_min(1e-12)
             missing = (want - have).clamp_min(1e-20).sqrt() * self.fill_bins.to(dtype)[:, None]
             out = out + phase * missing
-        return torch.istft(out, **stft, length=n)[:, None]
+        window = stft["window"]
+        return torch.istft(out, env.window_size, env.hop, window=window, length=n)[:, None]
 
 
 class Autoencoder(nn.Module):
