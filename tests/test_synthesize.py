@@ -77,7 +77,7 @@ def test_default_sds_is_synthesis_own_and_history_shows_its_range(prior):
     from audiosds.tasks.synthesize import SYNTHESIS_SDS, synthesis_sds
 
     sds = synthesis_sds()
-    assert (sds.mode, sds.t_min, sds.t_max, sds.cfg_scale) == ("spectral", 0.15, 0.6, 7.5)
+    assert (sds.mode, sds.t_min, sds.t_max, sds.cfg_scale) == ("spectral", 0.15, 0.6, 12.0)
     assert synthesis_sds(cfg_scale=2.0).cfg_scale == 2.0 and synthesis_sds(cfg_scale=2.0).mode == "spectral"
     assert SYNTHESIS_SDS["mode"] == "spectral"  # the module constant is what the CLI records
     result = synthesize(FreeWave(num_samples=256), prior, "rain", SynthesizeConfig(iters=20, seed=2))
