@@ -24,11 +24,11 @@ from .scoring import PromptTracker
 
 # Synthesis' own SDS defaults, chosen by benchmarks/synthesis_curves.py on the embedded prior
 # (RESULTS.md, "Synthesis SDS defaults" and "FM synthesis, one-factor sweeps"): with SDSConfig's
-# plain defaults (Decoder-SDS, t in [0.02, 0.98], CFG 3) the prompt score rose in 8 of 50 runs; spectral, t in [0.15, 0.6] with CFG 7.5
-# in 33 of 50, with CFG 12 in 42 of 50 (FM 21/25: weaker guidance let FM collapse to noise bursts). The
-# magnitude-only update ignores the renderer's arbitrary phases (an FM or modal render never
-# matches the decoder's phase), and the moderate t range with strong guidance is where the prior
-# tells one prompt from another.
+# plain defaults (Decoder-SDS, t in [0.02, 0.98], CFG 3) the prompt score rose in 8 of 50 runs;
+# spectral, t in [0.15, 0.6] with CFG 7.5 in 33 of 50, with CFG 12 in 42 of 50 (FM 21/25: weaker
+# guidance let FM collapse to noise bursts). The magnitude-only update ignores the renderer's
+# arbitrary phases (an FM or modal render never matches the decoder's phase), and the moderate t
+# range with strong guidance is where the prior tells one prompt from another.
 SYNTHESIS_SDS: dict[str, object] = {"mode": "spectral", "t_min": 0.15, "t_max": 0.6, "cfg_scale": 12.0}
 
 
