@@ -39,6 +39,7 @@ from audiosds.tasks.separate import (
     num_windows,
     overlap_add,
     separate,
+    separation_sds,
     window_spans,
 )
 
@@ -252,6 +253,13 @@ def test_same_seed_same_bytes_and_the_prior_is_untouched(prior: AnalyticPrior) -
     )
     assert other.sources.tobytes() != runs[0].sources.tobytes()
     assert torch.equal(prior.encoder, before) and prior.encoder.grad is None
+
+
+def test_default_sds_is_separation_own_and_overrides_apply() -> None:
+    sds = separation_sds()  # RESULTS.md, "where the guidance points" (session 14)
+    assert (sds.mode, sds.t_min, sds.t_max, sds.cfg_scale) == ("decoder", 0.3, 0.65, 7.5)
+    assert separation_sds(t_max=0.7, weighting="sigma").t_max == 0.7
+    assert separation_sds(t_max=0.7, weighting="sigma").t_min == 0.3
 
 
 def test_inputs_are_validated(prior: AnalyticPrior) -> None:
