@@ -77,7 +77,7 @@ WINDOWS_NAME = "windows.pt"  # finished windows of a checkpointed separation
 # synthesis defaults' t range (0.02-0.98, sigma 0.0025-65) spends most draws where the embedded
 # prior's denoised estimate no longer depends on the source, and CFG 3 is too weak to tell two
 # prompts apart. t in [0.3, 0.65] (sigma 0.048-1.96) replaced [0.15, 0.6]: the update's norm grows
-# about 500x over that span, so the draws near t_max steer, and at t 0.65 they point to the true
+# 400-700x from t 0.05 to t 0.55-0.65, so the draws near t_max steer, and at t 0.65 they point to the true
 # sources for tones and textures (+4.25 vs +3.89 dB on prior-generated sources, +6.25 vs +5.94 dB
 # on world sources); transients (clock + bongo) prefer lower t.
 SEPARATION_SDS: dict[str, object] = {"t_min": 0.3, "t_max": 0.65, "cfg_scale": 7.5}
