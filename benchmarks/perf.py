@@ -6,7 +6,8 @@
 Sections (all by default):
 
 * ``iter``: per-iteration wall time of the real task loops (``tasks.synthesize`` with the FM and the
-  impact renderers, ``tasks.separate`` with 2 sources, default settings otherwise) for num_draws
+  impact renderers, ``tasks.separate`` with 2 sources and one Decoder-SDS member, i.e. one SDS step
+  per iteration where the default runs one per member, default settings otherwise) for num_draws
   B in 1/4/8 and K = 1/2/4/8 denoise steps, against the floor: the same prior work timed alone
   with the same shapes (one encode of the R renders, K denoiser forwards of 2 * R * B rows, both
   CFG branches in one batch, one decode of R * B rows; Audio-SDS arXiv 2505.04621 eqs. 4-6), their
@@ -80,6 +81,9 @@ from audiosds.tasks.synthesize import SynthesizeConfig, synthesis_sds, synthesiz
 PRIORS = ("embedded", "analytic", "sao-shaped")
 SECTIONS = ("iter", "scale", "stft", "cli", "profile")
 TASKS = ("fm", "impact", "separate")
+# separation's loops here run one member (one SDS step per iteration, the floor's work); the default runs
+# one per SDS mode in SeparateConfig.sds_modes, each such a step
+ONE_MEMBER = ("decoder",)
 SYNTH_PROMPT = "a bright metallic bell ringing"
 # the paper's prompts (DESIGN.md): one per source, up to the 8 sources separation allows
 SOURCE_PROMPTS = (
@@ -488,7 +492,9 @@ def run_task(
         synthesize(renderer, prior, SYNTH_PROMPT, SynthesizeConfig(iters=iters), sds, progress=on_step)
     elif task == "separate":
         mixture = make_mixture(num_sources, round(seconds * prior.sample_rate), prior.sample_rate)
-        config = SeparateConfig(iters=iters, max_seconds=max(SeparateConfig.max_seconds, seconds))
+        config = SeparateConfig(
+            iters=iters, max_seconds=max(SeparateConfig.max_seconds, seconds), sds_modes=ONE_MEMBER
+        )
         prompts = list(SOURCE_PROMPTS[:num_sources])
         separate(mixture, prior.sample_rate, prior, prompts, config, sds, progress=on_step)
     else:
@@ -1011,7 +1017,9 @@ def profile_task(prior: Prior, task: str, plan: Plan) -> tuple[str, float]:
     else:
         n = round(plan.sep_seconds * prior.sample_rate)
         mixture = make_mixture(2, n, prior.sample_rate)
-        config = SeparateConfig(iters=iters, max_seconds=max(SeparateConfig.max_seconds, plan.sep_seconds))
+        config = SeparateConfig(
+            iters=iters, max_seconds=max(SeparateConfig.max_seconds, plan.sep_seconds), sds_modes=ONE_MEMBER
+        )
         separate(
             mixture, prior.sample_rate, prior, list(SOURCE_PROMPTS[:2]), config, SDSConfig(), progress=on_step
         )

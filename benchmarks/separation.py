@@ -61,7 +61,13 @@ from audiosds.metrics import sdr, si_sdr
 from audiosds.priors import MODEL_FIELD, Prior, build
 from audiosds.sds import SDSConfig
 from audiosds.tasks.generate import GenerateConfig, generate
-from audiosds.tasks.separate import PARAMETRIZATIONS, SeparateConfig, separate, separation_sds
+from audiosds.tasks.separate import (
+    PARAMETRIZATIONS,
+    SeparateConfig,
+    check_member_sds,
+    separate,
+    separation_sds,
+)
 from audiosds.world import PAPER_PROMPTS, PROMPT_FAMILY, render_clip
 
 PAIRS = (("traffic", "sax"), ("bongo", "waves"), ("pipes", "glass"), ("clock", "bongo"), ("wind", "pipes"))
@@ -233,26 +239,32 @@ def methods(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSConf
 
 
 def ablations(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSConfig]]:
-    """Decoder-SDS vs classic latent SDS, K = 4 vs K = 1 denoising steps (first parametrization);
-    multiscale-spectrogram vs time-domain reconstruction (latent sources, the only ones whose
-    reconstruction loss is differentiated). The ``--sep`` / ``--sds`` overrides apply to every row
-    except for the setting a row varies."""
+    """Decoder-SDS vs classic latent SDS vs both averaged (the default), K = 4 vs K = 1 denoising
+    steps (first parametrization); multiscale-spectrogram vs time-domain reconstruction (latent
+    sources, the only ones whose reconstruction loss is differentiated). The ``--sep`` / ``--sds``
+    overrides apply to every row except for the setting a row varies."""
     base = SeparateConfig(
         **{"iters": args.iters, "seed": args.seed, "gamma": args.gamma, **args.sep_overrides},
         parametrization=args.parametrizations[0],
     )
+    decoder = dataclasses.replace(base, sds_modes=("decoder",))
     latent = dataclasses.replace(base, parametrization="latent")
 
     def sds(**kw: object) -> SDSConfig:
         return separation_sds(**{**args.sds_overrides, **kw})
 
-    one = {"mode": "decoder", "num_steps": 1}
+    both = ("decoder", "latent")
     return [
-        ("Decoder-SDS, K=1", base, sds(**one)),
-        ("classic latent SDS, K=1", base, sds(mode="latent", num_steps=1)),
-        ("Decoder-SDS, K=4", base, sds(mode="decoder", num_steps=4)),
-        ("latent sources, spectral L_rec", latent, sds(**one)),
-        ("latent sources, time-domain L_rec", dataclasses.replace(latent, rec_domain="time"), sds(**one)),
+        ("Decoder-SDS, K=1", decoder, sds(num_steps=1)),
+        ("classic latent SDS, K=1", dataclasses.replace(base, sds_modes=("latent",)), sds(num_steps=1)),
+        ("Decoder-SDS + latent SDS, K=1", dataclasses.replace(base, sds_modes=both), sds(num_steps=1)),
+        ("Decoder-SDS, K=4", decoder, sds(num_steps=4)),
+        ("latent sources, spectral L_rec", latent, sds(num_steps=1)),
+        (
+            "latent sources, time-domain L_rec",
+            dataclasses.replace(latent, rec_domain="time"),
+            sds(num_steps=1),
+        ),
     ]
 
 
@@ -439,7 +451,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--weights", "--model", dest="model", default=None, help="the prior's weights / model"
     )
     parser.add_argument("--mixtures", type=int, default=3, help="mixtures per pair")
-    parser.add_argument("--iters", type=int, default=200, help="separation iterations per mixture")
+    parser.add_argument(
+        "--iters", type=int, default=SeparateConfig.iters, help="separation iterations per mixture"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gamma", type=float, default=SeparateConfig.gamma, help="SDS weight of 'ours'")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of the synthetic sources")
@@ -475,7 +489,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if "parametrization" in args.sep_overrides:
             raise ValueError("--sep parametrization: use --parametrizations")
         SeparateConfig(**args.sep_overrides)
-        separation_sds(**args.sds_overrides)
+        check_member_sds(separation_sds(**args.sds_overrides))
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     if args.mixtures < 1:

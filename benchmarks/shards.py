@@ -215,7 +215,7 @@ def values_of(records: Sequence[dict], field: str) -> str:
 
 def overrides(items: Sequence[str] | None, cls: type, option: str) -> dict[str, object]:
     """``NAME=VALUE`` strings as keyword arguments of the dataclass ``cls``, each value parsed as its
-    field's default type (numbers, strings, booleans; tuples as comma-separated ints)."""
+    field's default type (numbers, strings, booleans; tuples as comma-separated ints or strings)."""
     defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)}
     out: dict[str, object] = {}
     for item in items or ():
@@ -228,6 +228,8 @@ def overrides(items: Sequence[str] | None, cls: type, option: str) -> dict[str, 
                 if text.lower() not in ("true", "false", "1", "0"):
                     raise ValueError(text)
                 value: object = text.lower() in ("true", "1")
+            elif isinstance(default, tuple) and all(isinstance(v, str) for v in default):
+                value = tuple(text.split(","))
             elif isinstance(default, tuple):
                 value = tuple(int(v) for v in text.split(","))
             elif default is None or isinstance(default, float):

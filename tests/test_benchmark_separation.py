@@ -24,8 +24,8 @@ sys.modules[_spec.name] = separation  # dataclasses look their module up while t
 _spec.loader.exec_module(separation)
 
 TINY = ["--prior", "analytic", "--mixtures", "1", "--iters", "2", "--seconds", "0.5", "--gen-steps", "2"]
-# world + prior-generated sources + ablations: 24 jobs, 20 distinct keys (the ablation's baseline
-# and "Decoder-SDS, K=1" are the world section's baseline and "ours (remasked)")
+# world + prior-generated sources + ablations: 26 jobs, 22 distinct keys (the ablation's baseline
+# and "Decoder-SDS + latent SDS, K=1" are the world section's baseline and "ours (remasked)")
 FULL = [*TINY, "--pairs", "traffic+sax", "bongo+waves", "--parametrizations", "remasked", "--ablation"]
 # world sources only: 2 mixtures x (baseline + 2 methods)
 TWO_PAIRS = ["--pairs", "clock+bongo", "wind+pipes"]
@@ -66,11 +66,12 @@ def test_two_shards_then_report_only_equal_the_unsharded_report(sharded: tuple[P
     assert [f.name.split("-")[1] for f in files] == ["0of2", "1of2"]
     keys = [[json.loads(line)["key"] for line in f.read_text().splitlines()] for f in files]
     jobs = separation.job_list(separation.parse_args(FULL))
-    assert len(jobs) == 24
+    assert len(jobs) == 26
     assert sorted(keys[0] + keys[1]) == sorted({job.key for job in jobs})
     # the ablation twins of the world baseline and "ours" are the same jobs, with the same numbers
     ours = _row(report, "Sources from the world", "ours (remasked)")
-    assert _row(report, "Ablations", "Decoder-SDS, K=1") == ours
+    assert _row(report, "Ablations", "Decoder-SDS + latent SDS, K=1") == ours
+    assert _row(report, "Ablations", "Decoder-SDS, K=1") != ours
     # prior-generated sources: one .npy per clip (2 mixtures x 2 prompts), shared by both shards
     assert len(list(cache.glob("source-*.npy"))) == 4
 
@@ -215,10 +216,15 @@ def test_sep_and_sds_overrides_reach_every_method_and_bad_ones_are_usage_errors(
         assert (sds.t_min, sds.cfg_scale, sds.stft_windows) == (0.2, 5.0, (256, 512))
         assert sds.t_max == separation.separation_sds().t_max  # untouched fields keep separation's defaults
         assert (sep.gamma == 0.0) == label.startswith("rec-only")
-    ablation = {label: sds for label, _, sds in separation.ablations(args)}
-    assert ablation["classic latent SDS, K=1"].mode == "latent"
-    assert ablation["Decoder-SDS, K=4"].num_steps == 4
-    assert all(sds.cfg_scale == 5.0 for sds in ablation.values())
-    for bad in (["--sds", "bogus=1"], ["--sep", "lr"], ["--sep", "contrast=maybe"], ["--sds", "t_min=2"]):
+    ablation = {label: (sep, sds) for label, sep, sds in separation.ablations(args)}
+    assert ablation["classic latent SDS, K=1"][0].sds_modes == ("latent",)
+    assert ablation["Decoder-SDS, K=1"][0].sds_modes == ("decoder",)
+    assert ablation["Decoder-SDS + latent SDS, K=1"][0].sds_modes == ("decoder", "latent")
+    assert ablation["Decoder-SDS, K=4"][1].num_steps == 4
+    assert all(sds.cfg_scale == 5.0 and sep.lr == 0.1 for sep, sds in ablation.values())
+    one = separation.parse_args(["--sep", "sds_modes=latent,decoder"])
+    assert all(sep.sds_modes == ("latent", "decoder") for _, sep, _ in separation.methods(one))
+    bad_args = (["--sds", "bogus=1"], ["--sep", "lr"], ["--sep", "contrast=maybe"], ["--sds", "t_min=2"])
+    for bad in (*bad_args, ["--sds", "mode=latent"], ["--sep", "sds_modes=pixel"]):
         with pytest.raises(SystemExit):
             separation.parse_args(bad)

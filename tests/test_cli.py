@@ -388,6 +388,8 @@ def test_separate_noise_source_and_negative_prompts(tmp_path, capsys):
         "--negative",
         "",
         "--noise-source",
+        "--sds-modes",
+        "latent",
         "-o",
         out,
     )
@@ -396,6 +398,20 @@ def test_separate_noise_source_and_negative_prompts(tmp_path, capsys):
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["negative"] == ["speech", None]
     assert saved["separate"]["noise_source"] is True
+    assert saved["separate"]["sds_modes"] == ["latent"]
+    window = json.loads((out / "params.json").read_text())["windows"][0]
+    assert window["parametrization"] == "masks"  # one member: its renderer's summary, not one per mode
+
+
+def test_separate_refuses_an_sds_mode_in_a_config_file(tmp_path, capsys):
+    mix = write_mixture(tmp_path / "mix.wav", 16000, 1, 0.5)
+    config = tmp_path / "run.yaml"
+    config.write_text("sds:\n  mode: latent\n")
+    code, err = run(capsys, "separate", mix, *SEP_FAST, "--config", config, "-o", tmp_path / "o")
+    assert code == 2
+    assert_one_line_error(err)
+    assert "sds.mode" in err and "sds_modes" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_separate_warns_on_silence_and_still_runs(tmp_path, capsys):

@@ -119,7 +119,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--negative", action="append", dest="negatives", help="per-source negative prompts (0 or K)"
     )
-    p.add_argument("--iters", type=_positive_int, help="iterations per window (default 200)")
+    p.add_argument("--iters", type=_positive_int, help="iterations per window (default 100)")
     p.add_argument("--lr", type=_finite_float, help="Adam learning rate")
     p.add_argument("--gamma", type=_finite_float, help="SDS weight against the reconstruction loss")
     p.add_argument("--sources", choices=("latent", "remasked", "masks"), help="source parametrization")
@@ -129,6 +129,12 @@ def _build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="a source without --negative uses the other sources' prompts as its negative prompt",
+    )
+    p.add_argument(
+        "--sds-modes",
+        nargs="+",
+        choices=("decoder", "spectral", "latent"),
+        help="one set of sources per SDS mode, averaged (default: decoder latent)",
     )
     p.add_argument("--steps", type=_positive_int, help="K denoising steps per SDS iteration")
     p.add_argument("-o", "--out", type=Path, help="output folder")
@@ -572,6 +578,7 @@ def _resolve_separate_config(args: argparse.Namespace) -> dict[str, Any]:
         ("separate", "parametrization"): args.sources,
         ("separate", "noise_source"): args.noise_source,
         ("separate", "contrast"): args.contrast,
+        ("separate", "sds_modes"): args.sds_modes,
         ("sds", "cfg_scale"): args.cfg,
         ("sds", "num_steps"): args.steps,
         ("loop", "checkpoint_every"): args.checkpoint_every,
@@ -601,7 +608,7 @@ def _run_separate(args: argparse.Namespace) -> int:
     from .resources import check_memory, estimate_bytes
     from .sds import SDSConfig
     from .tasks.loop import LoopConfig
-    from .tasks.separate import WINDOWS_NAME, SeparateConfig, num_windows, separate
+    from .tasks.separate import WINDOWS_NAME, SeparateConfig, check_member_sds, num_windows, separate
 
     if args.resume is not None:
         if args.mixture is not None:
@@ -614,6 +621,7 @@ def _run_separate(args: argparse.Namespace) -> int:
     try:
         sep_cfg = from_dict(SeparateConfig, cfg["separate"], "separate")
         sds_cfg = from_dict(SDSConfig, cfg["sds"], "sds")
+        check_member_sds(sds_cfg)
         loop_cfg = from_dict(LoopConfig, cfg["loop"], "loop")
     except ValueError as err:
         raise UsageError(str(err)) from err
@@ -634,7 +642,9 @@ def _run_separate(args: argparse.Namespace) -> int:
         round(sep_cfg.max_seconds * prior.sample_rate),
         round(mixture.shape[1] * prior.sample_rate / sample_rate),
     )
-    check_memory(estimate_bytes(sources * sds_cfg.num_draws * 2, window, prior.channels), "this separation")
+    # every member's graph lives until the backward pass
+    rows = sources * sds_cfg.num_draws * 2 * len(sep_cfg.sds_modes)
+    check_memory(estimate_bytes(rows, window, prior.channels), "this separation")
     resolved = {
         "command": "separate",
         "mixture": str(mixture_path.resolve()),
