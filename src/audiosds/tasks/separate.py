@@ -202,8 +202,10 @@ class SeparationResult:
         mixture_reconstruction: sum of the sources, (C_in, N_in).
         prompts: one per source (including the noise prompt).
         history: one dict per iteration and window: iter (within the window), window, loss,
-            rec_loss, sds_norm, sigma (mean over rows; NaN when gamma = 0 skips SDS).
-        params: a small JSON-ready summary (formats, windows, per-source levels, renderers).
+            rec_loss, sds_norm, sigma (means over the members; sigma also over rows, NaN when gamma = 0
+            skips SDS); the prompt scores, if any, are of the members' mean.
+        params: a small JSON-ready summary (formats, windows, per-source levels, renderers; with
+            more than one member, each window's renderer summary is one per SDS mode).
         status: "completed", "stopped" (``should_stop``: finished windows, the current one as it
             stood, initial sources for the rest) or "diverged" (too many non-finite steps).
         message: why the run ended early, if it did.
