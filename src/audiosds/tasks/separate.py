@@ -468,8 +468,9 @@ def _separate_window(
 ) -> tuple[LoopOutcome, Tensor, dict[str, object]]:
     """Eq. 13 on one window. Returns how its loop ended, the sources (K, C_p, W) on the CPU as they
     stand (final, or current if stopped) and the renderer summary."""
-    # one member (a full set of sources) per SDS mode, all from the same start; Adam is per parameter,
-    # so the members do not interact: the run equals separate runs averaged, at one loop's bookkeeping
+    # one member (a full set of sources) per SDS mode, all from the same start; Adam is per parameter and
+    # each member's loss sees only its own sources, so they interact only through the shared noise
+    # generator (their draws alternate): separate runs averaged, in one loop with one checkpoint
     members = torch.nn.ModuleList(
         _renderer(prior, mixture, cond.num_prompts, config, config.seed + window) for _ in config.sds_modes
     ).to(prior.device)
