@@ -109,9 +109,11 @@ class SeparateConfig:
     # (0.1: too weak, 10-30: SDS noise distorts). Only gamma > 0 vs 0 matters for "remasked"/"masks"
     # (no L_rec gradient there; Adam is scale-invariant).
     gamma: float = 1.0
-    # "masks" (ours; the default: +4.85 dB mean SI-SDR gain on the Table-1 pairs with the embedded
-    # prior vs +4.77 for "remasked" and -0.92 for "latent", RESULTS.md), "remasked" (ours) or
-    # "latent" (the paper's)
+    # "masks" (ours; the default), "remasked" (ours) or "latent" (the paper's). Mean SI-SDR gain on the
+    # Table-1 pairs, world sources, with the default SDS members: +6.49 / +7.47 / -3.44 dB; prior-generated
+    # sources: masks +4.83, remasked +4.99 (RESULTS.md, "two SDS modes averaged"). Remasked, which costs a
+    # decoder pass and its backward per iteration, is not the default yet: real recordings and its cost
+    # are still to be measured under these members
     parametrization: str = "masks"
     rec_windows: tuple[int, ...] = DEFAULT_WINDOWS  # L_rec's STFT window sizes (samples at the prior's rate)
     # weight of L_rec's log-magnitude term; it over-weights near-silent bins: on the analytic oracle
