@@ -452,7 +452,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--mixtures", type=int, default=3, help="mixtures per pair")
     parser.add_argument(
-        "--iters", type=int, default=SeparateConfig.iters, help="separation iterations per mixture"
+        "--iters", type=int, default=SeparateConfig.iters, help="separation iterations per mixture and member"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gamma", type=float, default=SeparateConfig.gamma, help="SDS weight of 'ours'")
