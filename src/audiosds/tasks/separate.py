@@ -111,9 +111,9 @@ class SeparateConfig:
     gamma: float = 1.0
     # "masks" (ours; the default), "remasked" (ours) or "latent" (the paper's). Mean SI-SDR gain on the
     # Table-1 pairs, world sources, with the default SDS members: +6.49 / +7.47 / -3.44 dB; prior-generated
-    # sources: masks +4.83, remasked +4.99 (RESULTS.md, "two SDS modes averaged"). Remasked, which costs a
-    # decoder pass and its backward per iteration, is not the default yet: real recordings and its cost
-    # are still to be measured under these members
+    # sources: masks +4.83, remasked +4.99; real recordings -0.61 / -0.54 (RESULTS.md, "two SDS modes
+    # averaged"). Remasked, which costs a decoder pass and its backward per iteration, is not the default
+    # yet: its cost rows are still to be re-timed under these members
     parametrization: str = "masks"
     rec_windows: tuple[int, ...] = DEFAULT_WINDOWS  # L_rec's STFT window sizes (samples at the prior's rate)
     # weight of L_rec's log-magnitude term; it over-weights near-silent bins: on the analytic oracle
