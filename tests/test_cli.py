@@ -366,7 +366,7 @@ def test_separate_writes_sources_in_the_input_format(tmp_path, capsys, sample_ra
     s1, _ = sf.read(str(out / "source_1.wav"))
     s2, _ = sf.read(str(out / "source_2.wav"))
     mixture, _ = sf.read(str(mix))
-    # the default (masks) sources carry the mixture's phase and add up to it
+    # the default (remasked) sources carry the mixture's phase and add up to it
     np.testing.assert_allclose((s1 + s2).reshape(mixture.shape), mixture, atol=2e-3)
     params = json.loads((out / "params.json").read_text())
     assert params["files"] == {"source_1.wav": "a bell", "source_2.wav": "rain"}
@@ -400,7 +400,7 @@ def test_separate_noise_source_and_negative_prompts(tmp_path, capsys):
     assert saved["separate"]["noise_source"] is True
     assert saved["separate"]["sds_modes"] == ["latent"]
     window = json.loads((out / "params.json").read_text())["windows"][0]
-    assert window["parametrization"] == "masks"  # one member: its renderer's summary, not one per mode
+    assert window["parametrization"] == "remasked"  # one member: its renderer's summary, not one per mode
 
 
 def test_separate_refuses_an_sds_mode_in_a_config_file(tmp_path, capsys):

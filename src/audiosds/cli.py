@@ -122,7 +122,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=_positive_int, help="iterations per window (default 100)")
     p.add_argument("--lr", type=_finite_float, help="Adam learning rate")
     p.add_argument("--gamma", type=_finite_float, help="SDS weight against the reconstruction loss")
-    p.add_argument("--sources", choices=("latent", "remasked", "masks"), help="source parametrization")
+    p.add_argument(
+        "--sources",
+        choices=("latent", "remasked", "masks"),
+        help="source parametrization (default: remasked)",
+    )
     p.add_argument("--noise-source", action="store_true", default=None, help="add a catch-all 'noise' source")
     p.add_argument(
         "--contrast",

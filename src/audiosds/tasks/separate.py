@@ -109,12 +109,12 @@ class SeparateConfig:
     # (0.1: too weak, 10-30: SDS noise distorts). Only gamma > 0 vs 0 matters for "remasked"/"masks"
     # (no L_rec gradient there; Adam is scale-invariant).
     gamma: float = 1.0
-    # "masks" (ours; the default), "remasked" (ours) or "latent" (the paper's). Mean SI-SDR gain on the
-    # Table-1 pairs, world sources, with the default SDS members: +6.49 / +7.47 / -3.44 dB; prior-generated
-    # sources: masks +4.83, remasked +4.99; real recordings -0.61 / -0.54 (RESULTS.md, "two SDS modes
-    # averaged"). Remasked, which costs a decoder pass and its backward per iteration, is not the default
-    # yet: its cost rows are still to be re-timed under these members
-    parametrization: str = "masks"
+    # "remasked" (ours; the default), "masks" (ours) or "latent" (the paper's). Mean SI-SDR gain with the
+    # default SDS members, remasked / masks / latent: Table-1 pairs, world sources +7.47 / +6.49 / -3.44 dB;
+    # prior-generated sources +4.99 / +4.83; real recordings -0.54 / -0.61 (RESULTS.md, "two SDS modes
+    # averaged"). Remasked costs a decoder pass and its backward per iteration and member (RESULTS.md,
+    # "Remasked becomes the default"); masks need neither
+    parametrization: str = "remasked"
     rec_windows: tuple[int, ...] = DEFAULT_WINDOWS  # L_rec's STFT window sizes (samples at the prior's rate)
     # weight of L_rec's log-magnitude term; it over-weights near-silent bins: on the analytic oracle
     # (line spectra) 1.0 held the latent separation near 9 dB SI-SDR where 0.0 reached 32 dB
