@@ -16,11 +16,20 @@ DYNAMIC_RANGE_DB = 80.0  # colour scale: the loudest bin of all panels down to t
 def _log_spectrogram(
     audio: np.ndarray, sample_rate: int, nfft: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from scipy.signal import stft
-
+    """dB magnitudes of a periodic-Hann STFT (hop nfft / 4, frames centred on zero-padded ends,
+    scaled by the window's sum) of the channel mean; numpy only, so plotting does not import
+    scipy.signal. Returns frequencies (F,), frame times (T,) and dB (F, T)."""
     mono = np.asarray(audio, dtype=np.float64).reshape(-1, np.asarray(audio).shape[-1]).mean(axis=0)
     nfft = min(nfft, max(16, 1 << int(np.log2(max(mono.size, 16)))))
-    freqs, times, spec = stft(mono, fs=sample_rate, nperseg=nfft, noverlap=nfft * 3 // 4)
+    hop = nfft // 4
+    padded = np.pad(mono, (nfft // 2, nfft // 2))
+    frames = 1 + -(-max(padded.size - nfft, 0) // hop)
+    padded = np.pad(padded, (0, max(0, (frames - 1) * hop + nfft - padded.size)))
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(nfft) / nfft)
+    index = np.arange(nfft)[None, :] + hop * np.arange(frames)[:, None]  # (T, nfft)
+    spec = np.fft.rfft(padded[index] * window, axis=1).T / window.sum()  # (F, T)
+    freqs = np.fft.rfftfreq(nfft, 1.0 / sample_rate)
+    times = np.arange(frames) * hop / sample_rate
     return freqs, times, 20.0 * np.log10(np.abs(spec) + 1e-10)
 
 
