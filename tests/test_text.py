@@ -67,6 +67,9 @@ def test_a_broken_folder_is_one_clear_error(tmp_path) -> None:
     (folder / "tokenizer.json").unlink()
     with pytest.raises(TextModelError, match="missing tokenizer.json"):
         TextEncoder(TextEncoderConfig(model_dir=str(folder)))(["a bell"])
+    (folder / "tokenizer.json").write_text("{not json")
+    with pytest.raises(TextModelError, match="tokenizer.json"):
+        TextEncoder(TextEncoderConfig(model_dir=str(folder)))(["a bell"])
     shutil.copy(default_model_dir() / "tokenizer.json", folder)
     (folder / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(TextModelError, match="could not load MiniLM"):

@@ -77,6 +77,9 @@ class TextEncoder:
 
         try:
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as err:  # tokenizers raises a bare Exception on a malformed file
+            raise TextModelError(f"could not load MiniLM's tokenizer.json from {folder}: {err}") from err
+        try:
             model = MiniLM.from_folder(folder)
         except (OSError, ValueError, KeyError, RuntimeError, TypeError, SafetensorError) as err:
             raise TextModelError(f"could not load MiniLM from {folder}: {err}") from err
