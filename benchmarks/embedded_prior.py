@@ -157,16 +157,18 @@ def _misses(truth: str, predicted: Sequence[str]) -> str:
 
 
 def _confusion_block(truth: Sequence[str], predicted: Sequence[str], families: list[str]) -> list[str]:
-    """A fixed-width confusion matrix (rows: target family, columns: assigned family by index)."""
-    index = {f: i for i, f in enumerate(families)}
-    matrix = np.zeros((len(families), len(families)), dtype=int)
+    """A fixed-width confusion matrix: rows the target families (``families``), columns every
+    family by its index in FAMILIES."""
+    columns = {f: j for j, f in enumerate(FAMILIES)}
+    rows = {f: i for i, f in enumerate(families)}
+    matrix = np.zeros((len(families), len(columns)), dtype=int)
     for t, p in zip(truth, predicted, strict=True):
-        matrix[index[t], index[p]] += 1
+        matrix[rows[t], columns[p]] += 1
     width = max(len(f) for f in families) + 4
-    lines = ["```", " " * width + "".join(f"{j:>3d}" for j in range(len(families)))]
-    for i, family in enumerate(families):
-        cells = "".join(f"{v:>3d}" if v else "  ." for v in matrix[i])
-        lines.append(f"{i:>2d} {family:<{width - 3}}" + cells)
+    lines = ["```", " " * width + "".join(f"{j:>3d}" for j in range(len(columns)))]
+    for family in families:
+        cells = "".join(f"{v:>3d}" if v else "  ." for v in matrix[rows[family]])
+        lines.append(f"{columns[family]:>2d} {family:<{width - 3}}" + cells)
     lines.append("```")
     return lines
 
@@ -238,7 +240,9 @@ def autoencoder_section(
 ) -> None:
     """Reconstruction quality per family and the judge on the reconstructions of ``clips`` (the
     held-out world clips of :func:`judge_sanity`; ``on_original``: the judge's labels for them)."""
-    families = list(FAMILIES)
+    families = list(args.families or FAMILIES)
+    keep = [i for i, c in enumerate(clips) if c.family in families]
+    clips, on_original = [clips[i] for i in keep], [on_original[i] for i in keep]
     sr = prior.sample_rate
     recon: list[np.ndarray] = []
     # Generated latents decode from the envelope alone with such weights: judge that rendering too.
@@ -287,8 +291,9 @@ def autoencoder_section(
         )
     original_acc = float(np.mean([p == t for p, t in zip(on_original, truth, strict=True)]))
     recon_acc = float(np.mean([p == t for p, t in zip(on_recon, truth, strict=True)]))
-    tonal_ok = all(family_sdr[f] >= TONAL_SI_SDR_DB for f in TONAL_FAMILIES)
-    tonal = ", ".join(f"{f} {family_sdr[f]:.1f}" for f in TONAL_FAMILIES)
+    tonal_families = [f for f in TONAL_FAMILIES if f in families]
+    tonal_ok = all(family_sdr[f] >= TONAL_SI_SDR_DB for f in tonal_families)
+    tonal = ", ".join(f"{f} {family_sdr[f]:.1f}" for f in tonal_families)
     report(
         f"| **all** | {distance.mean():.3f} | {sdr.mean():.1f} | {_pct(original_acc)} "
         f"| {_pct(recon_acc)} | |\n",
@@ -309,10 +314,15 @@ def autoencoder_section(
 # (b) generation
 
 
-def _generation_prompts(seed: int, per_family: int, split: str = "heldout") -> list[tuple[str, str, int]]:
-    """(family, prompt, sampler seed) for every family, ``per_family`` each, phrased as in ``split``."""
+def _generation_prompts(
+    seed: int, per_family: int, split: str = "heldout", families: Sequence[str] | None = None
+) -> list[tuple[str, str, int]]:
+    """(family, prompt, sampler seed) for every family (or those of ``families``), ``per_family``
+    each, phrased as in ``split``. A family's prompts and seeds do not depend on ``families``."""
     jobs = []
     for fi, family in enumerate(FAMILIES):
+        if families is not None and family not in families:
+            continue
         for i in range(per_family):
             rng = np.random.default_rng(_seed(seed, 0xCA, fi, i))
             attributes = {axis: AXES[axis][int(rng.integers(2))] for axis in FAMILIES[family].attributes}
@@ -354,8 +364,8 @@ def generation_section(
     prior: EmbeddedPrior, judge: FamilyJudge, args: argparse.Namespace, report: Report
 ) -> None:
     """Clips generated from held-out phrasings, assigned to families by the judge and the scorer."""
-    families = list(FAMILIES)
-    jobs = _generation_prompts(args.seed, args.gen_per_family, args.caption_split)
+    families = list(args.families or FAMILIES)
+    jobs = _generation_prompts(args.seed, args.gen_per_family, args.caption_split, args.families)
     start = time.monotonic()
     bar = _progress(len(jobs), "generation")
     audio = []
@@ -375,8 +385,9 @@ def generation_section(
 
     report(
         f"## (b) Generation from {'held-out' if args.caption_split == 'heldout' else 'training'} phrasings\n",
-        f"{args.gen_per_family} prompts x {len(families)} families, {args.seconds:g} s, "
-        f"{args.method} {args.steps} steps, cfg {args.cfg:g}; {gen_seconds:.0f} s "
+        f"{args.gen_per_family} prompts x {len(families)} families"
+        + (" (`--families`; the judges still choose among all of them)" if args.families else "")
+        + f", {args.seconds:g} s, {args.method} {args.steps} steps, cfg {args.cfg:g}; {gen_seconds:.0f} s "
         f"({gen_seconds / len(jobs):.2f} s per clip).\n",
     )
     if scorer is None:
@@ -489,6 +500,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=("heldout", "train"),
         help="(b) prompt phrasings: held-out (the target) or the denoiser's training ones (a diagnostic)",
     )
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        default=None,
+        metavar="FAMILY",
+        help="(a, b) only these families' clips and prompts (a diagnostic; the judges still choose "
+        "among every family)",
+    )
     parser.add_argument("--scorer-phrasings", type=int, default=4, help="(b) class prompts per family")
     parser.add_argument("--attribute-seeds", type=int, default=10, help="(c) seeds per prompt pair")
     parser.add_argument("--steps", type=int, default=30, help="sampler steps")
@@ -504,6 +523,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(
             f"--seconds: expected {MIN_SECONDS}..{MAX_SECONDS} (the world's range), got {args.seconds}"
         )
+    unknown = sorted(set(args.families or ()) - set(FAMILIES))
+    if unknown:
+        parser.error(f"--families: unknown {', '.join(unknown)}; expected some of {', '.join(FAMILIES)}")
     if args.judge_clips_per_family < 2:
         parser.error(f"--judge-clips-per-family: expected >= 2, got {args.judge_clips_per_family}")
     return args

@@ -114,6 +114,25 @@ def test_generation_prompts_follow_the_caption_split() -> None:
         module.parse_args(["--caption-split", "test"])
 
 
+def test_generation_prompts_of_some_families_are_those_of_the_full_run() -> None:
+    spec = importlib.util.spec_from_file_location("benchmarks_embedded_prior", _DIR / "embedded_prior.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    full = module._generation_prompts(0, 3)
+    some = module._generation_prompts(0, 3, families=["wind", "kick"])
+    assert some == [job for job in full if job[0] in ("wind", "kick")]
+    assert len(some) == 6
+    assert module.parse_args(["--families", "wind", "kick"]).families == ["wind", "kick"]
+    with pytest.raises(SystemExit):
+        module.parse_args(["--families", "wind", "kazoo"])
+    lines = module._confusion_block(["wind", "wind", "kick"], ["wind", "traffic", "kick"], ["wind", "kick"])
+    assert len(lines) == 2 + 2 + 1  # fences, header, one row per prompted family
+    wind = lines[2].split()
+    assert int(wind[0]) == list(module.FAMILIES).index("wind")
+    assert wind[2:].count(".") == len(module.FAMILIES) - 2  # two assigned columns: wind and traffic
+
+
 def test_log_band_energies_put_a_tone_in_one_band() -> None:
     x = torch.stack([_tone(1000.0), _tone(6000.0)])
     e = diagnostics.log_band_energies(x, SR, hop=64)
