@@ -297,7 +297,9 @@ def autoencoder_section(
     report(
         f"| **all** | {distance.mean():.3f} | {sdr.mean():.1f} | {_pct(original_acc)} "
         f"| {_pct(recon_acc)} | |\n",
-        f"- Tonal families at mean SI-SDR >= {TONAL_SI_SDR_DB:g} dB ({tonal} dB): {_verdict(tonal_ok)}",
+        f"- Tonal families at mean SI-SDR >= {TONAL_SI_SDR_DB:g} dB ({tonal} dB): {_verdict(tonal_ok)}"
+        if tonal_families
+        else "- Tonal families: none among `--families`",
         f"- Judge labels {_pct(recon_acc)} of reconstructions correctly (target >= {_pct(AE_JUDGE_TARGET)}): "
         f"{_verdict(recon_acc >= AE_JUDGE_TARGET)} (on the originals: {_pct(original_acc)})\n",
     )
