@@ -98,11 +98,16 @@ def test_between_share_is_anova_between_over_total() -> None:
     assert diagnostics.between_share(two, ["a", "a", "b", "b"]) == pytest.approx(1.0)
 
 
-def test_generation_prompts_follow_the_caption_split() -> None:
+def _embedded_prior_module():
     spec = importlib.util.spec_from_file_location("benchmarks_embedded_prior", _DIR / "embedded_prior.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
+    return module
+
+
+def test_generation_prompts_follow_the_caption_split() -> None:
+    module = _embedded_prior_module()
     held = module._generation_prompts(0, 2, "heldout")
     train = module._generation_prompts(0, 2, "train")
     assert held == module._generation_prompts(0, 2)  # held-out phrasings stay the default
@@ -115,10 +120,7 @@ def test_generation_prompts_follow_the_caption_split() -> None:
 
 
 def test_generation_prompts_of_some_families_are_those_of_the_full_run() -> None:
-    spec = importlib.util.spec_from_file_location("benchmarks_embedded_prior", _DIR / "embedded_prior.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = _embedded_prior_module()
     full = module._generation_prompts(0, 3)
     some = module._generation_prompts(0, 3, families=["wind", "kick"])
     assert some == [job for job in full if job[0] in ("wind", "kick")]
