@@ -151,3 +151,19 @@ def test_to_dict_is_json_with_units() -> None:
     }
     assert len(d["mod_index"]["value"]) == 2 and len(d["mod_index"]["value"][0]) == 6  # 4 * 3 / 2 connections
     assert d["f0_hz"]["value"] == pytest.approx(renderer.params()["f0_hz"].tolist())
+
+
+def test_a_sustained_tone_fades_out_over_the_last_10_ms_instead_of_clicking() -> None:
+    cut, faded = (FMSynth(FMConfig(seconds=0.25, fade_out_s=s)) for s in (0.0, 0.01))
+    for renderer in (cut, faded):
+        _silence_modulators(renderer)
+        _set(renderer, "decay_t60_s", 3.9)  # still ringing at the clip's end
+        _set(renderer, "f0_hz", 220.0)
+    a, b = cut()[0, 0].detach(), faded()[0, 0].detach()
+    fade = 160  # 10 ms at 16 kHz
+    torch.testing.assert_close(a[:-fade], b[:-fade])  # nothing changes before the fade
+    assert a[-fade:].abs().max() > 0.25  # without it the tone is cut near full level (peak 0.5, 4 dB down)
+    gain = b[-fade:] / a[-fade:].where(a[-fade:].abs() > 1e-3, torch.ones(()))
+    ramp = gain[a[-fade:].abs() > 1e-3]
+    assert float(ramp[0]) > 0.99 and float(ramp[-1]) < 0.01 and bool((ramp[1:] <= ramp[:-1] + 1e-6).all())
+    assert abs(float(b[-1])) < 1e-4

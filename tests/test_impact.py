@@ -200,3 +200,10 @@ def test_damped_modes_match_the_per_sample_formula(num_samples: int) -> None:
         torch.testing.assert_close(
             got.double(), want.double(), rtol=2e-4, atol=1e-4 * float(want.abs().max())
         )
+
+
+def test_the_render_ends_in_silence_through_the_fade() -> None:
+    y = ImpactSynth(ImpactConfig(seed=0, seconds=0.2, mode_t60_min_s=3.0))()[0, 0].detach()
+    none = ImpactSynth(ImpactConfig(seed=0, seconds=0.2, mode_t60_min_s=3.0, fade_out_s=0.0))()[0, 0].detach()
+    assert float(none[-16:].abs().max()) > 10 * float(y[-16:].abs().max())  # the last ms, cut vs faded
+    torch.testing.assert_close(y[:-160], none[:-160])

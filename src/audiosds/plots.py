@@ -11,6 +11,8 @@ import numpy as np
 from .audio import write_bytes
 
 DYNAMIC_RANGE_DB = 80.0  # colour scale: the loudest bin of all panels down to this many dB below
+LOWEST_HZ = 20.0  # bottom of the log-frequency axis (or the first bin above 0 Hz, if higher)
+FREQ_TICKS_HZ = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 
 
 def _log_spectrogram(
@@ -33,10 +35,17 @@ def _log_spectrogram(
     return freqs, times, 20.0 * np.log10(np.abs(spec) + 1e-10)
 
 
+def _tick_label(hz: float) -> str:
+    return f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}"
+
+
 def save_spectrograms(
-    path: str | Path, panels: Sequence[tuple[str, np.ndarray]], sample_rate: int, nfft: int = 1024
+    path: str | Path, panels: Sequence[tuple[str, np.ndarray]], sample_rate: int, nfft: int = 2048
 ) -> None:
-    """Log-magnitude spectrograms side by side on one colour scale, as PNG.
+    """Spectrograms in dB side by side on one colour scale, frequency on a log axis, as PNG.
+
+    The log axis gives each octave the same height, so a bass note's partials are as visible as
+    a whistle's; the 2048-point window (128 ms at 16 kHz) resolves them down to about 20 Hz.
 
     Args:
         path: output PNG path (written atomically).
@@ -60,14 +69,21 @@ def save_spectrograms(
         ax.axis("off")
     image = None
     for ax, (title, freqs, times, db) in zip(axes.flat, specs, strict=False):
+        # the 0 Hz row has no place on a log axis
         image = ax.pcolormesh(
-            times, freqs, db, shading="auto", cmap="magma", vmin=top - DYNAMIC_RANGE_DB, vmax=top
+            times, freqs[1:], db[1:], shading="auto", cmap="magma", vmin=top - DYNAMIC_RANGE_DB, vmax=top
         )
+        ax.set_yscale("log")
+        low = max(LOWEST_HZ, float(freqs[1]))
+        ax.set_ylim(low, float(freqs[-1]))
+        ticks = [f for f in FREQ_TICKS_HZ if low <= f <= freqs[-1]]
+        ax.set_yticks(ticks, [_tick_label(f) for f in ticks])
+        ax.minorticks_off()
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("time (s)")
-        ax.set_ylabel("frequency (Hz)")
+        ax.set_ylabel("frequency (Hz, log scale)")
     if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), label="dB", shrink=0.9)
+        fig.colorbar(image, ax=axes.ravel().tolist(), label="level (dB)", shrink=0.9)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)

@@ -70,6 +70,23 @@ class ParamRange:
         return torch.logit(u)
 
 
+def fade_out(y: Tensor, sample_rate: int, seconds: float) -> Tensor:
+    """Multiply the last ``seconds`` of ``y`` by a half-cosine ramp from 1 to 0; differentiable.
+
+    A clip that ends while its sound still rings ends with a jump to silence, heard as a click;
+    the ramp removes it. ``seconds`` = 0 returns ``y`` unchanged.
+
+    Shape:
+        y (..., N) -> (..., N)
+    """
+    n = min(round(seconds * sample_rate), y.shape[-1])
+    if n <= 0:
+        return y
+    ramp = 0.5 + 0.5 * torch.cos(torch.linspace(0.0, math.pi, n, device=y.device, dtype=y.dtype))  # (n,)
+    gain = torch.cat([torch.ones(y.shape[-1] - n, device=y.device, dtype=y.dtype), ramp])
+    return y * gain
+
+
 class Renderer(nn.Module):
     """Base class: B parameter sets -> audio (B, channels, num_samples) at ``sample_rate``.
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import ParamRange, Renderer
+from .base import ParamRange, Renderer, fade_out
 
 LN_1000 = math.log(1000.0)  # a T60 decay: exp(-LN_1000 * t / T60) is -60 dB at t = T60
 ATTACK_RATE = 3.0  # attack factor 1 - exp(-3 t / attack_s) reaches 95 % at t = attack_s
@@ -54,6 +54,7 @@ class FMConfig:
     decay_max_s: float = 4.0
     max_freq_fraction: float = 0.45  # operators are clamped below Nyquist (fraction 0.5 of sr)
     peak: float = 0.5  # the output is divided by its peak (differentiably) and scaled to this
+    fade_out_s: float = 0.01  # half-cosine fade at the clip's end (no click where a tone is cut); 0: none
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
@@ -75,6 +76,8 @@ class FMConfig:
             )
         if self.peak <= 0:
             raise ValueError(f"FMConfig.peak: expected > 0, got {self.peak}")
+        if not 0 <= self.fade_out_s <= self.seconds:
+            raise ValueError(f"FMConfig.fade_out_s: expected in [0, seconds], got {self.fade_out_s}")
 
     @property
     def num_samples(self) -> int:
@@ -127,6 +130,7 @@ class FMSynth(Renderer):
 
     Level: the mix is divided by its own peak (plus 1e-6) and scaled to ``config.peak``, per
     batch row: the rendered peak is ``config.peak`` whatever the gains, and gains act as a mix.
+    The last ``config.fade_out_s`` fade to silence (no click where a sustained tone is cut).
 
     Shape:
         forward() -> (B, 1, sample_rate * seconds), dtype of the parameters
@@ -207,4 +211,4 @@ class FMSynth(Renderer):
         # 4. output row and peak normalisation
         out_gain = 10.0 ** (params["gain_db"] / 20.0)  # (B, P)
         y = (out_gain.unsqueeze(-1) * torch.stack([ys[i] for i in range(n_ops)], dim=1)).sum(dim=1)  # (B, N)
-        return peak_normalise(y, cfg.peak).unsqueeze(1)
+        return fade_out(peak_normalise(y, cfg.peak), cfg.sample_rate, cfg.fade_out_s).unsqueeze(1)

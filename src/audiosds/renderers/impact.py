@@ -9,6 +9,8 @@ Output = excitation * object * reverb (``*`` a linear convolution, done with one
 * excitation: the causal pulse ``(t / w) exp(1 - t / w)`` of width ``w`` (its spectrum falls as
   ``1 / (1 + (2 pi f w)^2)``: a short width is a hard strike that excites the high modes),
   normalised to unit sum.
+
+The output is peak-normalised, and its last ``fade_out_s`` fade to silence.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import ParamRange, Renderer
+from .base import ParamRange, Renderer, fade_out
 from .fm import LN_1000, peak_normalise, uniform_raw
 
 GAIN_DB = ParamRange(-60.0, 0.0, "dB")
@@ -60,6 +62,7 @@ class ImpactConfig:
     strike_width_min_s: float = 1e-4
     strike_width_max_s: float = 0.02
     peak: float = 0.5  # the output is divided by its peak (differentiably) and scaled to this
+    fade_out_s: float = 0.01  # half-cosine fade at the clip's end (no click where a tone is cut); 0: none
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
@@ -88,6 +91,8 @@ class ImpactConfig:
                 )
         if self.peak <= 0:
             raise ValueError(f"ImpactConfig.peak: expected > 0, got {self.peak}")
+        if not 0 <= self.fade_out_s <= self.seconds:
+            raise ValueError(f"ImpactConfig.fade_out_s: expected in [0, seconds], got {self.fade_out_s}")
 
     @property
     def num_samples(self) -> int:
@@ -232,4 +237,4 @@ class ImpactSynth(Renderer):
         y = torch.fft.irfft(
             torch.fft.rfft(pulse, n=length) * torch.fft.rfft(obj, n=length) * reverb, n=length
         )
-        return peak_normalise(y[..., :n], cfg.peak).unsqueeze(1)
+        return fade_out(peak_normalise(y[..., :n], cfg.peak), cfg.sample_rate, cfg.fade_out_s).unsqueeze(1)
