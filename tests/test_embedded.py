@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 
+from audiosds.models.denoiser import DenoiserConfig, EDMDenoiser, UNet1d, edm_coefficients, edm_loss
+from audiosds.models.text import EMBED_DIM, TextEncoder
 from audiosds.priors.embedded import EmbeddedConfig, EmbeddedPrior, EmbeddedWeightsError, load_autoencoder
 from audiosds.training import train_autoencoder, train_diffusion
 from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig, band_edges, fold, unfold
 from audiosds.training.data import DataConfig, audio_batch, load_or_render_cache
-from audiosds.training.denoiser import DenoiserConfig, EDMDenoiser, UNet1d, edm_coefficients, edm_loss
 from audiosds.training.run import export_weights
-from audiosds.training.text import EMBED_DIM, TextEncoder
 from audiosds.world import FAMILIES
 
 SR = 16000

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from audiosds.training.text import (
+from audiosds.models.text import (
     EMBED_DIM,
     TextEncoder,
     TextEncoderConfig,

@@ -30,14 +30,25 @@ def _embedded(**cfg: object) -> Prior:
     return EmbeddedPrior(from_dict(EmbeddedConfig, cfg, "prior 'embedded'"))
 
 
+def _embedded_mel(**cfg: object) -> Prior:
+    from .embedded_mel import EmbeddedMelConfig, EmbeddedMelPrior
+
+    return EmbeddedMelPrior(from_dict(EmbeddedMelConfig, cfg, "prior 'embedded-mel'"))
+
+
 PRIORS: dict[str, Callable[..., Prior]] = {
     "analytic": _analytic,
     "embedded": _embedded,
+    "embedded-mel": _embedded_mel,
     "stable-audio-open": _stable_audio,
 }
 
 # the Config field that a model path or id sets, for the priors that load one (the CLI's --model)
-MODEL_FIELD: dict[str, str] = {"embedded": "weights_dir", "stable-audio-open": "model"}
+MODEL_FIELD: dict[str, str] = {
+    "embedded": "weights_dir",
+    "embedded-mel": "weights_dir",
+    "stable-audio-open": "model",
+}
 
 DEFAULT_PRIOR = "embedded"
 

@@ -5,10 +5,10 @@ It ships inside the package (``audiosds/weights/embedded/``) and runs on a CPU:
     encode / decode  a convolutional VAE, 16 kHz mono <-> (B, 16, N / 64) latents
                      (:mod:`audiosds.training.autoencoder`; ``encode`` is the posterior mean)
     denoiser         a 1-D U-Net in EDM form, x0_hat = c_skip z_sigma + c_out F(c_in z_sigma,
-                     c_noise, c) (Karras 2022; :mod:`audiosds.training.denoiser`), directly the
+                     c_noise, c) (Karras 2022; :mod:`audiosds.models.denoiser`), directly the
                      denoiser D of Audio-SDS arXiv 2505.04621 eqs. 4-6 on the shared sigma axis
     text             frozen all-MiniLM-L6-v2 sentence embeddings (384-d), loaded on first use
-                     (:mod:`audiosds.training.text`); the unconditional branch is the learned
+                     (:mod:`audiosds.models.text`); the unconditional branch is the learned
                      null embedding the denoiser was trained with (condition dropout)
 
 Generated latents (``generate``, the denoiser's output in SDS) go through
@@ -23,26 +23,20 @@ export step.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
+from audiosds.models.text import EMBED_DIM, TextEncoder, TextEncoderConfig
+from audiosds.models.weights import EmbeddedWeightsError, load_denoiser, load_state, read_config
 from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig
-from audiosds.training.denoiser import DenoiserConfig, EDMDenoiser
-from audiosds.training.text import EMBED_DIM, TextEncoder, TextEncoderConfig
 
 from .base import Conditioning, Prior, check_prompts
 
 AUTOENCODER = "autoencoder"
 DENOISER = "denoiser"
-
-
-class EmbeddedWeightsError(ValueError):
-    """The embedded prior's weights are missing or do not fit the networks; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -59,62 +53,17 @@ def default_weights_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "weights" / "embedded"
 
 
-HINT = "(scripts/train_embedded.sh trains and installs them)"
-
-
-def _read_config(folder: Path, name: str) -> dict:
-    path = folder / f"{name}.json"
-    if not path.is_file():
-        raise EmbeddedWeightsError(f"embedded prior weights: missing {path} {HINT}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise EmbeddedWeightsError(f"embedded prior weights: {path} is not valid JSON ({err})") from err
-
-
-def _load_state(module: torch.nn.Module, folder: Path, name: str) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = folder / f"{name}.safetensors"
-    if not path.is_file():
-        raise EmbeddedWeightsError(f"embedded prior weights: missing {path} {HINT}")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise EmbeddedWeightsError(f"embedded prior weights: cannot read {path} ({err})") from err
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise EmbeddedWeightsError(
-            f"embedded prior weights: {path} does not fit {name}.json ({first})"
-        ) from err
-
-
 def load_autoencoder(folder: str | Path) -> Autoencoder:
     """The autoencoder in ``folder`` (``autoencoder.json`` + ``autoencoder.safetensors``), eval mode."""
     folder = Path(folder)
     try:
-        cfg = AutoencoderConfig.from_dict(_read_config(folder, AUTOENCODER))
+        cfg = AutoencoderConfig.from_dict(read_config(folder, AUTOENCODER))
     except (TypeError, ValueError) as err:
         raise EmbeddedWeightsError(
             f"embedded prior weights: bad {folder / 'autoencoder.json'}: {err}"
         ) from err
     model = Autoencoder(cfg)
-    _load_state(model, folder, AUTOENCODER)
-    return model.eval()
-
-
-def load_denoiser(folder: str | Path) -> EDMDenoiser:
-    """The EDM denoiser in ``folder`` (``denoiser.json`` + ``denoiser.safetensors``), eval mode."""
-    folder = Path(folder)
-    try:
-        cfg = DenoiserConfig.from_dict(_read_config(folder, DENOISER))
-    except (TypeError, ValueError) as err:
-        raise EmbeddedWeightsError(f"embedded prior weights: bad {folder / 'denoiser.json'}: {err}") from err
-    model = EDMDenoiser(cfg)
-    _load_state(model, folder, DENOISER)
+    load_state(model, folder, AUTOENCODER)
     return model.eval()
 
 

@@ -7,7 +7,7 @@
    autoencoder (posterior means) and every caption embedded once with frozen MiniLM, into
    ``CACHE/cache/latents_<autoencoder digest>.pt``.
 2. sigma_data is measured as the std of those latents and written into the denoiser's config.
-3. EDM training (:func:`audiosds.training.denoiser.edm_loss`): log sigma ~ N(p_mean, p_std^2),
+3. EDM training (:func:`audiosds.models.denoiser.edm_loss`): log sigma ~ N(p_mean, p_std^2),
    a random caption of each clip, condition dropout to the learned null embedding (for CFG).
 4. The EMA weights go to ``DIR/export/denoiser.{safetensors,json}``, beside a copy of the
    autoencoder's files: ``DIR/export`` is then a complete embedded-prior weights folder.
@@ -31,8 +31,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from audiosds.models.denoiser import DenoiserConfig, EDMDenoiser, edm_coefficients, edm_loss
+from audiosds.models.text import TextEncoder
+
 from .data import CACHE_DIR, ClipSet, DataConfig, Sampler, load_or_render_cache
-from .denoiser import DenoiserConfig, EDMDenoiser, edm_coefficients, edm_loss
 from .run import (
     EMA,
     EXPORT_DIR,
@@ -50,7 +52,6 @@ from .run import (
     step_seed,
     write_config,
 )
-from .text import TextEncoder
 
 NAME = "denoiser"
 EVAL_SIGMAS = (0.1, 0.5, 1.0, 3.0, 10.0)  # held-out denoising loss is reported at these noise levels

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audiosds.models.text import TextEncoder
 from audiosds.training.run import (
     EMA,
     EXPORT_DIR,
@@ -51,7 +52,6 @@ from audiosds.training.run import (
     step_seed,
 )
 from audiosds.training.scorer_model import ScorerConfig, ScorerNet, contrastive_loss
-from audiosds.training.text import TextEncoder
 
 WEIGHTS_NAME = "scorer"
 CACHE_DIR = "cache"

