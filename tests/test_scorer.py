@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from audiosds.models.scorer import ScorerConfig, ScorerNet, contrastive_loss
 from audiosds.scorer import (
     SCORERS,
     ClapScorer,
@@ -20,7 +21,6 @@ from audiosds.scorer import (
     default_weights_dir,
     load_scorer_net,
 )
-from audiosds.training.scorer_model import ScorerConfig, ScorerNet, contrastive_loss
 from audiosds.training.train_scorer import TrainConfig, export
 
 TINY = ScorerConfig(n_ffts=(512, 256), n_mels=(16, 8), hop=256, channels=(8, 12), embed_dim=8, text_hidden=16)

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from audiosds.audio import resample
+from audiosds.models.scorer import ScorerConfig, ScorerNet
 from audiosds.models.text import TextEncoder, TextEncoderConfig
-from audiosds.training.scorer_model import ScorerConfig, ScorerNet
 
 AudioLike = Tensor | np.ndarray
 

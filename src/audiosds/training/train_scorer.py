@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audiosds.models.scorer import ScorerConfig, ScorerNet, contrastive_loss
 from audiosds.models.text import TextEncoder
 from audiosds.training.run import (
     EMA,
@@ -51,7 +52,6 @@ from audiosds.training.run import (
     save_checkpoint,
     step_seed,
 )
-from audiosds.training.scorer_model import ScorerConfig, ScorerNet, contrastive_loss
 
 WEIGHTS_NAME = "scorer"
 CACHE_DIR = "cache"
