@@ -176,7 +176,8 @@ class SDSStep:
         sigma: noise level per row, (R*n,).
         weight: w(sigma) per row, (R*n,).
         x_hat: detached audio estimate per render for logs, (R, C, N): the mean over draws of
-            decode(x0_hat) (decoder/spectral), decode of the draw-mean x0_hat (latent).
+            decode(x0_hat) (decoder/spectral); None in latent mode, which never decodes (a decoder
+            can cost more than the rest of the iteration: a vocoder for a mel prior).
         x0_hat: detached latent estimates, (R*n, D, T).
         update: the update g: [(R, C, N)] (decoder), [(R, D, T)] (latent, d loss / d z), or one
             (R, C, F_s, T_s) per window (spectral, d loss / d |STFT_s x|).
@@ -186,7 +187,7 @@ class SDSStep:
     update_norm: float
     sigma: Tensor
     weight: Tensor
-    x_hat: Tensor
+    x_hat: Tensor | None
     x0_hat: Tensor
     update: list[Tensor]
 
@@ -208,7 +209,7 @@ def sds_step(
     spectral-emphasis SDS (eq. 7), selected by ``config.mode``.
 
     One encode of the R renders per call (never per draw); the prior's denoiser and decoder
-    run under ``torch.no_grad()``; only latent mode differentiates the encoder. Randomness,
+    run under ``torch.no_grad()``; only latent mode differentiates the encoder, and it never decodes. Randomness,
     in this order: sigma (R*n,) via :func:`sample_sigma`, then eps (R*n, D, T), both from
     ``generator`` (the global RNG when None).
 
@@ -268,9 +269,9 @@ def sds_step(
             config.sampler,
             config.sigma_floor,
         )  # (R*n, D, T)
-        # 5. decode only what the update (or, in latent mode, the log) needs
+        # 5. decode only what the update needs (latent mode: nothing)
         if config.mode == "latent":
-            x_hat = _fit_length(prior.decode_generated(_draw_mean(x0_hat, renders)), x.detach())  # (R, C, N)
+            x_hat = None
         else:
             x_hat_rows = _fit_length(
                 prior.decode_generated(x0_hat), x.detach().repeat_interleave(draws, dim=0)
