@@ -178,3 +178,24 @@ def test_universal_vocoder_agrees_with_the_wheel_and_voices_a_tone() -> None:
 def test_missing_vocoder_file_is_named(tmp_path) -> None:
     with pytest.raises(VocoderError, match="missing"):
         load_vocoder(VocoderConfig(path=str(tmp_path / "nope.pth.tar")))
+
+
+def test_mel_spread_back_to_linear_bins_separates_two_tones() -> None:
+    mel = MelSpectrogram()
+    spread = mel.spread
+    assert spread.shape == (513, 80) and torch.allclose(spread.sum(dim=1), torch.ones(513), atol=1e-5)
+    low, high = tone(200.0), tone(3000.0)
+    lin_low = mel.linear_magnitudes(mel.log_mel(low))
+    lin_high = mel.linear_magnitudes(mel.log_mel(high))
+    mask_low = lin_low / (lin_low + lin_high)  # a ratio mask as separation builds it
+    bins_hz = torch.linspace(0, SR / 2, 513)
+    frame = lin_low.shape[-1] // 2
+    assert mask_low[0, (bins_hz - 200).abs().argmin(), frame] > 0.99
+    assert mask_low[0, (bins_hz - 3000).abs().argmin(), frame] < 0.01
+    noise = torch.randn(1, SR, generator=torch.Generator().manual_seed(0)) * 0.1
+    lin, mag = mel.linear_magnitudes(mel.log_mel(noise)), mel.magnitude(noise)
+    below_fmax = bins_hz < 7800
+    cos = torch.nn.functional.cosine_similarity(
+        lin[0, below_fmax].flatten(), mag[0, below_fmax].flatten(), dim=0
+    )
+    assert cos > 0.85

@@ -156,3 +156,14 @@ def test_missing_mel_json_is_named(run: Path, tmp_path: Path) -> None:
             (tmp_path / f.name).write_bytes(f.read_bytes())
     with pytest.raises(EmbeddedWeightsError, match=r"mel\.json"):
         EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(tmp_path)))
+
+
+def test_magnitudes_come_from_the_mel_on_its_own_grid_only(run: Path) -> None:
+    from audiosds.priors.embedded_mel import EmbeddedMelConfig, EmbeddedMelPrior
+
+    prior = EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(run / "export"))).freeze()
+    z = prior.encode(0.1 * torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(3)))
+    mags = prior.magnitudes(z, 1024, 256)
+    assert mags.shape == (2, 1, 513, 16)
+    assert torch.allclose(mags[:, 0], prior.mel.linear_magnitudes(prior.mel.denormalise(z)))
+    assert prior.magnitudes(z, 2048, 512) is None

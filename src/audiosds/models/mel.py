@@ -165,6 +165,26 @@ class MelSpectrogram(nn.Module):
         """
         return self.normalise(self.log_mel(x))
 
+    def linear_magnitudes(self, log_mel: Tensor) -> Tensor:
+        """Mel energies spread back onto the linear STFT bins: each bin takes the filter-weighted mean
+        of the bands that cover it, bins above ``fmax_hz`` the top band's. An approximation (a mel
+        band has one value for all its bins) that keeps every ratio between two sources' bands, which
+        is what ratio masks need.
+
+        Shape:
+            log_mel (B, n_mels, T) -> (B, n_fft // 2 + 1, T)
+        """
+        return torch.matmul(self.spread.to(log_mel.dtype), torch.exp(log_mel))
+
+    @property
+    def spread(self) -> Tensor:
+        """(n_fft // 2 + 1, n_mels): row f holds the weights of the bands over linear bin f, summing to 1."""
+        basis = self.basis.T  # (F, M)
+        total = basis.sum(dim=1, keepdim=True)
+        top = torch.zeros_like(basis[0])
+        top[-1] = 1.0
+        return torch.where(total > 0, basis / total.clamp(min=1e-12), top)
+
     def normalise(self, log_mel: Tensor) -> Tensor:
         return (log_mel - self.config.offset) / self.config.scale
 

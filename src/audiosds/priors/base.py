@@ -141,6 +141,16 @@ class Prior(abc.ABC, torch.nn.Module):
         decoder renders generated latents better another way overrides it. Differentiable."""
         return self.decode(z)
 
+    def magnitudes(self, z: Tensor, n_fft: int, hop: int) -> Tensor | None:
+        """STFT magnitudes of the audio a latent stands for, on an ``n_fft`` / ``hop`` grid, when the
+        backend can give them without its decoder (a mel-spectrogram prior can); None otherwise, and
+        callers then decode and take the STFT themselves. Differentiable.
+
+        Shape:
+            z (B, D, T) -> (B, C, n_fft // 2 + 1, T') or None
+        """
+        return None
+
     def latent_frames(self, num_samples: int) -> int:
         """Number of latent frames T for an audio length of ``num_samples``."""
         return math.ceil(num_samples / self.downsampling)

@@ -121,6 +121,18 @@ class EmbeddedMelPrior(Prior):
             raise ValueError(f"z: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
         return self.vocoder(self.mel.denormalise(z))
 
+    def magnitudes(self, z: Tensor, n_fft: int, hop: int) -> Tensor | None:
+        """Linear STFT magnitudes straight from the mel (no vocoder), on the mel's own grid only
+        (``n_fft`` and ``hop`` of ``mel.json``; None on any other grid).
+
+        Shape:
+            z (B, 80, T) -> (B, 1, n_fft // 2 + 1, T)
+        """
+        cfg = self.mel.config
+        if (n_fft, hop) != (cfg.n_fft, cfg.hop):
+            return None
+        return self.mel.linear_magnitudes(self.mel.denormalise(z))[:, None]
+
     # -- text -------------------------------------------------------------------------
     def _text(self, prompts: Sequence[str]) -> Tensor:
         return self.text_encoder(prompts).to(self.device)
