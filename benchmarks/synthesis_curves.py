@@ -2,9 +2,12 @@
 
 For the FM and impact renderers, the paper's prompts ("kick drum, bass, reverb", "hitting pot
 with wooden spoon", "bass drum, low pitched") and two more ("sharp metallic clang", "a warm bass
-note"), over ``--seeds`` seeds (renderer init and SDS noise): the prompt score (cosine in the
-scorer's audio-text space) at initialisation and at the end of each run, the fraction of runs
-where it rose (target >= 80%), and a PNG of every curve.
+note"), over ``--seeds`` seeds (renderer init and SDS noise) with ``--particles`` starts per run:
+the prompt score (cosine in the scorer's audio-text space) of the reported render's start, of the
+reported render (the best-scoring iterate, as the CLI reports it) and of the last iterate; the
+share of runs whose reported render scores at least its start (target >= 97%), the median rise,
+the share whose last iterate rose, and for "a warm bass note" the reported render's pitch and decay
+(f0 < 200 Hz and T60 > 0.3 s in >= 90% of runs); and a PNG of every curve (best particle).
 
     python benchmarks/synthesis_curves.py --prior embedded --seeds 5 --out synthesis.md --plot synthesis.png
 
@@ -28,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from judge import decay_time_s
 from shards import (
     JobCache,
     add_cache_options,
@@ -67,8 +70,10 @@ PROMPTS = (
     "sharp metallic clang",
     "a warm bass note",
 )
-TARGET_RISE = 0.8  # the issue's target: the score rises in at least 80% of runs
-CACHE_VERSION = 1  # part of every job key: bump it when a change here changes a cached job's numbers
+TARGET_NOT_WORSE = 0.97  # reported render scores at least its start in this share of runs
+TARGET_BASS = 0.9  # "a warm bass note": f0 < BASS_F0_HZ and T60 > BASS_T60_S in this share of runs
+BASS_PROMPT, BASS_F0_HZ, BASS_T60_S = "a warm bass note", 200.0, 0.3
+CACHE_VERSION = 2  # part of every job key: bump it when a change here changes a cached job's numbers
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,9 @@ class Job:
 
 def synthesize_config(args: argparse.Namespace, seed: int) -> SynthesizeConfig:
     """The optimisation settings of one run."""
-    return SynthesizeConfig(iters=args.iters, lr=args.lr, seed=seed, score_every=args.score_every)
+    return SynthesizeConfig(
+        iters=args.iters, lr=args.lr, seed=seed, score_every=args.score_every, keep_best=not args.final
+    )
 
 
 def sds_config(args: argparse.Namespace) -> SDSConfig:
@@ -105,6 +112,8 @@ def job_list(args: argparse.Namespace) -> list[Job]:
         "scorer": weights_identity(args.scorer, args.scorer_weights, default),
         "seconds": args.seconds,
         "sds": dataclasses.asdict(sds_config(args)),
+        "particles": args.particles,
+        "threads": args.threads,  # another thread count is another run (summation order)
     }
     jobs = []
     for renderer in args.renderers:
@@ -129,35 +138,62 @@ class Run:
     seed: int
     iters: list[int]
     scores: list[float]
-    init: float
-    end: float
+    init: float  # the reported particle's start
+    end: float  # the reported render
+    final: float  # the reported particle's last iterate
+    f0_hz: float
+    t60_s: float
     seconds: float
 
 
+def pitch_hz(audio: np.ndarray, sample_rate: int, low_hz: float = 30.0, high_hz: float = 1000.0) -> float:
+    """f0 of the loudest 4096-sample stretch: the shortest autocorrelation lag in [1/high, 1/low]
+    whose normalised value is within 10% of the best there (so a subharmonic never wins)."""
+    n = 4096
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    if x.size < n:
+        x = np.pad(x, (0, n - x.size))
+    hop = n // 8
+    energy = [float(np.square(x[i : i + n]).sum()) for i in range(0, x.size - n + 1, hop)]
+    start = hop * int(np.argmax(energy))
+    seg = x[start : start + n] * np.hanning(n)
+    ac = np.fft.irfft(np.abs(np.fft.rfft(seg, 2 * n)) ** 2)[:n]
+    window_ac = np.fft.irfft(np.abs(np.fft.rfft(np.hanning(n), 2 * n)) ** 2)[:n]
+    ac = ac / (window_ac + 1e-12) / (ac[0] / window_ac[0] + 1e-12)
+    lo, hi = int(sample_rate / high_hz), int(sample_rate / low_hz)
+    lags = ac[lo:hi]
+    best = int(np.flatnonzero(lags >= 0.9 * lags.max())[0])
+    return sample_rate / (lo + best)
+
+
 def run_one(prior: Prior, scorer: PromptScorer, job: Job, args: argparse.Namespace) -> dict[str, object]:
-    """Synthesize once; the curve comes from the run's history, init/end from its first and last audio.
+    """Synthesize once, with the scores the run itself reports (the scorer's, on its own renders).
 
     Returns:
-        The job's record: ``iters`` and ``scores`` (the curve), ``init``, ``end``, ``sample_rate``.
+        The job's record: ``iters`` and ``scores`` (the curve: best particle per scoring),
+        ``init``, ``end`` (reported), ``final``, the reported render's ``f0_hz`` and ``t60_s``,
+        ``sample_rate``.
     """
-    synth = build_renderer(job.renderer, sample_rate=prior.sample_rate, seconds=args.seconds, seed=job.seed)
+    synth = build_renderer(
+        job.renderer,
+        sample_rate=prior.sample_rate,
+        seconds=args.seconds,
+        seed=job.seed,
+        batch_size=args.particles,
+    )
     result = synthesize(
         synth, prior, job.prompt, synthesize_config(args, job.seed), sds_config(args), scorer=scorer
     )
-    rows = [r for r in result.history if not math.isnan(r.get("score", math.nan))]
-    init, end = (
-        float(v)
-        for v in scorer.score_pairs(
-            torch.cat([result.initial_audio[:1], result.audio[:1]]),
-            [job.prompt, job.prompt],
-            prior.sample_rate,
-        )
-    )
+    rows = [r for r in result.history if r.get("score") is not None]
+    audio = result.audio[0, 0].numpy()
     return {
         "iters": [int(r["iter"]) for r in rows],
         "scores": [float(r["score"]) for r in rows],
-        "init": init,
-        "end": end,
+        "init": float(result.scores["initial"]),
+        "end": float(result.scores["reported_score"]),
+        "final": float(result.scores["final"]),
+        "f0_hz": pitch_hz(audio, prior.sample_rate),
+        "t60_s": 3.0 * decay_time_s(audio, prior.sample_rate),  # T20 from the envelope's slope, x3
         "sample_rate": prior.sample_rate,
     }
 
@@ -165,7 +201,19 @@ def run_one(prior: Prior, scorer: PromptScorer, job: Job, args: argparse.Namespa
 def runs_of(jobs: Sequence[Job], records: dict[str, dict]) -> list[Run]:
     """The recorded runs in job order (whatever order their records were written in)."""
     return [
-        Run(job.renderer, job.prompt, job.seed, r["iters"], r["scores"], r["init"], r["end"], r["wall_s"])
+        Run(
+            job.renderer,
+            job.prompt,
+            job.seed,
+            r["iters"],
+            r["scores"],
+            r["init"],
+            r["end"],
+            r["final"],
+            r["f0_hz"],
+            r["t60_s"],
+            r["wall_s"],
+        )
         for job in jobs
         if (r := records.get(job.key)) is not None
     ]
@@ -200,30 +248,51 @@ def plot(runs: list[Run], path: Path) -> None:
 
 
 def report(runs: list[Run]) -> list[str]:
-    """Markdown: per-run init/end, per (renderer, prompt) means and the fraction of runs that rose."""
-    lines = ["| renderer | prompt | seed | score at init | score at end | change | rose |", "|---" * 7 + "|"]
+    """Markdown: per run and per (renderer, prompt): start, reported and last-iterate scores; the
+    share of runs not worse than their start, the median rise, and the bass prompt's pitch check."""
+    lines = [
+        "| renderer | prompt | seed | start | reported | last iterate | reported >= start | f0 (Hz) "
+        "| T60 (s) |",
+        "|---" * 9 + "|",
+    ]
     for r in runs:
-        rose = "yes" if r.end > r.init else "no"
-        scores = f"{r.init:.3f} | {r.end:.3f} | {r.end - r.init:+.3f}"
-        lines.append(f"| {r.renderer} | {r.prompt} | {r.seed} | {scores} | {rose} |")
-    lines += ["", "| renderer | prompt | mean init | mean end | runs that rose |", "|---" * 5 + "|"]
+        ok = "yes" if r.end >= r.init else "no"
+        lines.append(
+            f"| {r.renderer} | {r.prompt} | {r.seed} | {r.init:.3f} | {r.end:.3f} | {r.final:.3f} | {ok} | "
+            f"{r.f0_hz:.0f} | {r.t60_s:.2f} |"
+        )
+    lines += [
+        "",
+        "| renderer | prompt | mean start | mean reported | mean last | reported >= start | last > start |",
+        "|---" * 7 + "|",
+    ]
     for renderer, prompt in dict.fromkeys((r.renderer, r.prompt) for r in runs):
         group = [r for r in runs if r.renderer == renderer and r.prompt == prompt]
-        rose = sum(r.end > r.init for r in group)
         lines.append(
             f"| {renderer} | {prompt} | {np.mean([r.init for r in group]):.3f} | "
-            f"{np.mean([r.end for r in group]):.3f} | {rose}/{len(group)} |"
+            f"{np.mean([r.end for r in group]):.3f} | {np.mean([r.final for r in group]):.3f} | "
+            f"{sum(r.end >= r.init for r in group)}/{len(group)} | "
+            f"{sum(r.final > r.init for r in group)}/{len(group)} |"
         )
     if not runs:
         return [*lines, ""]
-    frac = sum(r.end > r.init for r in runs) / len(runs)
-    verdict = "met" if frac >= TARGET_RISE else "not met"
+    kept = sum(r.end >= r.init for r in runs) / len(runs)
+    rose = sum(r.final > r.init for r in runs) / len(runs)
     lines += [
         "",
-        f"Score rose in {frac:.0%} of {len(runs)} runs (target >= {TARGET_RISE:.0%}: {verdict}).",
-        "",
+        f"Reported render scored at least its start in {kept:.0%} of {len(runs)} runs (target >= "
+        f"{TARGET_NOT_WORSE:.0%}: {'met' if kept >= TARGET_NOT_WORSE else 'not met'}); median rise "
+        f"{np.median([r.end - r.init for r in runs]):+.3f}; the last iterate rose in {rose:.0%} "
+        f"(median {np.median([r.final - r.init for r in runs]):+.3f}).",
     ]
-    return lines
+    bass = [r for r in runs if r.prompt == BASS_PROMPT]
+    if bass:
+        good = sum(r.f0_hz < BASS_F0_HZ and r.t60_s > BASS_T60_S for r in bass) / len(bass)
+        lines.append(
+            f"'{BASS_PROMPT}': f0 < {BASS_F0_HZ:g} Hz and T60 > {BASS_T60_S:g} s in {good:.0%} of "
+            f"{len(bass)} runs (target >= {TARGET_BASS:.0%}: {'met' if good >= TARGET_BASS else 'not met'})."
+        )
+    return [*lines, ""]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -241,6 +310,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--renderers", nargs="+", choices=RENDERERS, default=list(RENDERERS))
     parser.add_argument("--prompts", nargs="+", default=list(PROMPTS), help="prompts (default: the five)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--particles", type=int, default=2, help="starts per run (the CLI's default: 2)")
+    parser.add_argument(
+        "--final", action="store_true", help="report the last iterate, not the best-scoring one"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here too")
     parser.add_argument(
         "--plot",
@@ -281,7 +354,9 @@ def markdown(args: argparse.Namespace, jobs: Sequence[Job], records: dict[str, d
         "",
         f"Command: `{command}`; seeds {args.seed}..{args.seed + args.seeds - 1}; prior {args.prior} "
         f"({values_of(mine, 'sample_rate')} Hz); scorer {args.scorer}; {args.iters} iterations, "
-        f"lr {args.lr}; {args.seconds} s renders; {values_of(mine, 'threads')} thread(s).{plotted}",
+        f"lr {args.lr}; {args.seconds} s renders; {args.particles} particle(s), "
+        f"{'last' if args.final else 'best-scoring'} iterate reported; {values_of(mine, 'threads')} "
+        f"thread(s).{plotted}",
         "",
         f"SDS ({sds.mode}): t in [{sds.t_min:g}, {sds.t_max:g}], CFG {sds.cfg_scale:g}, B = {sds.num_draws}, "
         f"K = {sds.num_steps}" + (f" (overrides: {' '.join(args.sds)})" if args.sds else "") + ".",

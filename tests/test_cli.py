@@ -33,7 +33,8 @@ def test_synth_writes_every_output_with_the_right_format(tmp_path, capsys, comma
     out = tmp_path / "run"
     code, err = run(capsys, command, "--prompt", "a warm bass note", "-o", out, *FAST)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == sorted(SYNTH_OUTPUTS)
+    # a run that finished cleanly leaves no checkpoint behind
+    assert sorted(p.name for p in out.iterdir()) == sorted(set(SYNTH_OUTPUTS) - {"checkpoint.pt"})
     info = sf.info(str(out / "audio.wav"))
     assert info.samplerate == 16000 and info.channels == 1 and info.frames == 4000
     audio, _ = sf.read(str(out / "audio.wav"))
@@ -46,6 +47,12 @@ def test_synth_writes_every_output_with_the_right_format(tmp_path, capsys, comma
         rows = list(csv.DictReader(f))
     assert [int(r["iter"]) for r in rows] == [0, 1, 2]
     assert all(np.isfinite(float(r["loss"])) for r in rows)
+    # scored on the first and the last iteration only: the middle cell is empty and the header says so
+    score = "score (blank: not computed)"
+    assert [r[score] != "" for r in rows] == [True, False, True]
+    assert "nan" not in (out / "history.csv").read_text().lower()
+    scores = params["scores"]
+    assert scores["reported"] == "best" and scores["reported_score"] >= scores["initial"]
     assert (out / "spectrogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -372,7 +379,10 @@ def test_separate_writes_sources_in_the_input_format(tmp_path, capsys, sample_ra
     assert params["files"] == {"source_1.wav": "a bell", "source_2.wav": "rain"}
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 3 and {"rec_loss", "sds_norm", "skipped"} <= set(rows[0])
+    assert len(rows) == 3 and {"rec_loss (blank: not computed)", "sds_norm", "skipped"} <= set(rows[0])
+    # the reconstruction loss of mask-like sources is logged on the first and last iteration only
+    assert [r["rec_loss (blank: not computed)"] != "" for r in rows] == [True, False, True]
+    assert "nan" not in (out / "history.csv").read_text().lower()
 
 
 def test_separate_noise_source_and_negative_prompts(tmp_path, capsys):
@@ -478,3 +488,122 @@ def test_embedded_prior_without_weights_is_one_line(tmp_path, capsys):
     assert_one_line_error(err)
     assert "nothing" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_outputs_follow_the_umask(tmp_path, capsys, umask, mode):
+    old = os.umask(umask)
+    try:
+        code, err = run(capsys, "fm", "--prompt", "a bell", "-o", tmp_path / "run", "--threads", "1", *FAST)
+        gen = tmp_path / "g.wav"
+        code_g, err_g = run(
+            capsys,
+            "generate",
+            "--prompt",
+            "a bell",
+            "--seconds",
+            "0.25",
+            "--steps",
+            "2",
+            "-o",
+            gen,
+            "--quiet",
+        )
+    finally:
+        os.umask(old)
+    assert code == 0 and code_g == 0, err + err_g
+    files = [*(tmp_path / "run").iterdir(), gen, gen.with_suffix(".json"), gen.with_suffix(".png")]
+    assert {p.name: p.stat().st_mode & 0o777 for p in files} == {p.name: mode for p in files}
+
+
+def test_keep_checkpoint_keeps_it(tmp_path, capsys):
+    code, err = run(capsys, "fm", "--prompt", "a bell", "-o", tmp_path, "--keep-checkpoint", *FAST)
+    assert code == 0, err
+    assert (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_threads_are_recorded_honoured_and_replayed(tmp_path, capsys):
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            out = tmp_path / f"t{threads}"
+            code, err = run(capsys, "fm", "--prompt", "a bell", "--threads", threads, "-o", out, *FAST)
+            assert code == 0, err
+            assert torch.get_num_threads() == threads
+            assert yaml.safe_load((out / "config.yaml").read_text())["threads"] == threads
+        # a rerun from a config file uses the thread count it records
+        torch.set_num_threads(1)
+        code, err = run(
+            capsys, "fm", "--config", tmp_path / "t2" / "config.yaml", "-o", tmp_path / "r", "--quiet"
+        )
+        assert code == 0, err
+        assert torch.get_num_threads() == 2
+        assert (tmp_path / "r" / "audio.wav").read_bytes() == (tmp_path / "t2" / "audio.wav").read_bytes()
+        # without --threads a sensible count is chosen and written down
+        code, err = run(capsys, "fm", "--prompt", "a bell", "-o", tmp_path / "auto", *FAST)
+        assert code == 0, err
+        from audiosds.cli import default_threads
+
+        recorded = yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())["threads"]
+        assert 1 <= recorded <= max(1, len(os.sched_getaffinity(0)))
+        assert default_threads() <= len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_closing_line_shows_the_prompt_score_at_start_and_end(tmp_path, capsys):
+    code, err = run(capsys, "fm", "--prompt", "a bell", "-o", tmp_path, "--iters", "3", "--seconds", "0.25")
+    assert code == 0, err
+    last = err.strip().splitlines()[-1]
+    params = json.loads((tmp_path / "params.json").read_text())["scores"]
+    start, end = f"{params['initial']:.3f}", f"{params['reported_score']:.3f}"
+    assert f"prompt score {start} -> {end}" in last and f"last iterate {params['final']:.3f}" in last
+
+
+def test_generate_writes_its_settings_and_a_spectrogram_and_replays_them(tmp_path, capsys):
+    first = tmp_path / "a.wav"
+    argv = ["--prompt", "a bell", "--negative", "noise", "--seconds", "0.5", "--steps", "3", "--seed", "5"]
+    code, err = run(capsys, "generate", *argv, "--cfg", "3", "--method", "ddim", "-o", first, "--quiet")
+    assert code == 0, err
+    sidecar = json.loads(first.with_suffix(".json").read_text())
+    from audiosds import __version__
+
+    assert {k: sidecar[k] for k in ("prompt", "negative", "seed", "steps", "cfg", "sampler", "version")} == {
+        "prompt": "a bell",
+        "negative": "noise",
+        "seed": 5,
+        "steps": 3,
+        "cfg": 3.0,
+        "sampler": "ddim",
+        "version": __version__,
+    }
+    assert sidecar["prior"]["name"] == "embedded" and sidecar["threads"] >= 1
+    assert first.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the settings file alone reproduces the same bytes; a flag still overrides it
+    again, other = tmp_path / "b.wav", tmp_path / "c.wav"
+    code, err = run(capsys, "generate", "--config", first.with_suffix(".json"), "-o", again, "--quiet")
+    assert code == 0, err
+    assert again.read_bytes() == first.read_bytes()
+    code, err = run(
+        capsys, "generate", "--config", first.with_suffix(".json"), "--seed", "6", "-o", other, "--quiet"
+    )
+    assert code == 0, err
+    assert other.read_bytes() != first.read_bytes()
+    # the sidecar is an output too: it is not overwritten without --force
+    first.unlink()
+    code, err = run(capsys, "generate", *argv, "-o", first, "--quiet")
+    assert code == 2 and "a.json" in err
+
+
+def test_a_prompt_outside_the_prior_gets_one_warning_line_and_a_known_one_none(tmp_path, capsys):
+    code, err = run(capsys, "fm", "--prompt", "a dog barking", "-o", tmp_path / "dog", *FAST)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "has not learned" in line]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "audiosds: warning: the embedded prior has not learned sounds like 'a dog barking'; "
+        "closest it knows: "
+    )
+    code, err = run(capsys, "fm", "--prompt", "a warm bass note", "-o", tmp_path / "bass", *FAST)
+    assert code == 0, err
+    assert "has not learned" not in err

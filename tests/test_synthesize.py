@@ -3,6 +3,7 @@ import torch
 
 import audiosds.priors as priors
 from audiosds.renderers.base import ParamRange, Renderer
+from audiosds.scorer import PromptScorer
 from audiosds.sds import SDSConfig
 from audiosds.tasks.synthesize import SynthesizeConfig, synthesize
 
@@ -84,3 +85,61 @@ def test_default_sds_is_synthesis_own_and_history_shows_its_range(prior):
     low, high = float(prior.sigma_of_t(torch.tensor(0.15))), float(prior.sigma_of_t(torch.tensor(0.6)))
     sigmas = [r["sigma"] for r in result.history]
     assert all(low * (1 - 1e-5) <= s <= high * (1 + 1e-5) for s in sigmas)  # t drawn in [0.15, 0.6]
+
+
+class LoudnessScorer(PromptScorer):
+    """A scorer that likes quiet audio: score = -RMS (an oracle whose best iterate is known)."""
+
+    sample_rate = 16000
+
+    def embed_audio(self, audio, sample_rate=None):
+        rms = torch.as_tensor(audio).float().reshape(len(audio), -1).square().mean(dim=1).sqrt()
+        return torch.stack([-rms, torch.zeros_like(rms)], dim=1)  # (B, 2); the text row is (1, 0)
+
+    def embed_text(self, prompts):
+        return torch.tensor([[1.0, 0.0]]).expand(len(prompts), -1)
+
+
+def _louder_every_step(prior):
+    # Decoder-SDS toward a loud prompt mean with CFG 1 makes the render louder step by step, so the
+    # quiet-loving scorer's best iterate is the first one
+    renderer = FreeWave(num_samples=256, batch=3, seed=5)
+    return renderer, SDSConfig(cfg_scale=1.0, t_min=0.6, t_max=0.95)
+
+
+def test_the_best_iterate_is_reported_with_the_final_score_beside_it(prior):
+    renderer, sds = _louder_every_step(prior)
+    with torch.no_grad():
+        start = renderer().clone()  # (3, 1, 256)
+    result = synthesize(
+        renderer,
+        prior,
+        "loud",
+        SynthesizeConfig(iters=30, seed=1, score_every=5),
+        sds,
+        scorer=LoudnessScorer(),
+    )
+    scores = result.scores
+    start_scores = [-float(x.square().mean().sqrt()) for x in start]
+    assert scores["reported"] == "best" and scores["initial_particles"] == pytest.approx(
+        start_scores, abs=1e-6
+    )
+    # the reported render is never worse than any start, and here it is the quietest start itself
+    assert scores["reported_score"] >= max(scores["initial_particles"]) - 1e-9
+    assert scores["particle"] == max(range(3), key=start_scores.__getitem__) and scores["iteration"] == 0
+    torch.testing.assert_close(result.audio, start[scores["particle"] : scores["particle"] + 1])
+    assert scores["final"] < scores["reported_score"]  # the run drifted away from it: louder at the end
+    assert result.final_audio.shape == (3, 1, 256) and len(result.params["wave"]["value"]) == 1
+    scored = [row for row in result.history if row["score"] is not None]
+    assert [int(r["iter"]) for r in scored] == [0, 5, 10, 15, 20, 25, 29]
+    assert all(r["score"] is None and r["best_score"] is None for r in result.history if r not in scored)
+    assert all(r["best_score"] == pytest.approx(scores["reported_score"]) for r in scored)
+
+
+def test_keep_best_off_reports_the_last_iterate(prior):
+    renderer, sds = _louder_every_step(prior)
+    config = SynthesizeConfig(iters=30, seed=1, score_every=5, keep_best=False)
+    result = synthesize(renderer, prior, "loud", config, sds, scorer=LoudnessScorer())
+    assert result.scores["reported"] == "final" and result.scores["iteration"] == 30
+    torch.testing.assert_close(result.audio, result.final_audio[:1])
+    assert result.scores["reported_score"] == result.scores["final"] < result.scores["initial"]

@@ -2,7 +2,9 @@
 
 Files are read with soundfile (WAV, FLAC, OGG, ...) and written atomically (a temporary file
 in the same folder, then a rename), so a crash never leaves a half-written file that looks
-complete. Arrays on disk-facing functions are channel-first ``(C, N)`` float32.
+complete; the file gets the mode a plain ``open()`` would give it (0666 less the umask: 0644 under
+the usual umask 022), not the temporary file's private 0600. Arrays on disk-facing functions are
+channel-first ``(C, N)`` float32.
 """
 
 from __future__ import annotations
@@ -69,14 +71,23 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T), int(sr)
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through ``write(tmp_path)`` to a temporary file beside ``path``, then rename."""
+    """Write through ``write(tmp_path)`` to a temporary file beside ``path``, then rename; the
+    file ends with mode 0666 & ~umask."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

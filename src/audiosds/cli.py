@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
 SYNTH_OUTPUTS = ("audio.wav", "params.json", "config.yaml", "history.csv", "spectrogram.png", "checkpoint.pt")
+DEFAULT_PARTICLES = 2  # fm / impact: starts optimised side by side (one batch: about 1.1x the time of one)
 
 
 class UsageError(Exception):
@@ -68,90 +70,255 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _add_common(p: argparse.ArgumentParser, one_prompt: bool = True) -> None:
-    from .priors import PRIORS
+PAPER_NOTES = """\
+References: Score Distillation Sampling for audio is Audio-SDS (arXiv 2505.04621). The update
+modes are its equations: spectral = eq. 7 (spectrogram emphasis), decoder = eqs. 5-6
+(Decoder-SDS), latent = eq. 4 (classic SDS); the FM synthesizer is eq. 8, the impact model
+eqs. 9-10 and separation eq. 13. Guidance is classifier-free guidance (CFG)."""
+
+
+def _wrap(text: str) -> str:
+    """A help paragraph wrapped to 90 columns (the raw formatter keeps the references' lines)."""
+    return textwrap.fill(text, 90)
+
+
+def default_threads() -> int:
+    """CPU threads a run uses unless told: the physical cores this process may run on, less the
+    cores other processes keep busy (the 1-minute load average), capped by OMP_NUM_THREADS when
+    set; at least 1. Never more threads than free cores: on a busy 2-core machine two threads
+    ran 16x slower than one."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    cores = _physical_cores(cpus) or len(cpus)
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    threads = max(1, min(cores, len(cpus) - busy))
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) >= 1:
+        threads = min(threads, int(omp))
+    return threads
+
+
+def _physical_cores(cpus: set[int]) -> int:
+    """Distinct (package, core) pairs among ``cpus`` from /proc/cpuinfo; 0 when unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return 0
+    cores = set()
+    for block in text.split("\n\n"):
+        fields = dict(
+            (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in block.splitlines())
+        )
+        if "processor" in fields and int(fields["processor"]) in cpus:
+            cores.add((fields.get("physical id", "0"), fields.get("core id", fields["processor"])))
+    return len(cores)
+
+
+def _add_common(p: argparse.ArgumentParser, cfg_default: float, one_prompt: bool = True) -> None:
+    from .priors import DEFAULT_PRIOR, PRIORS
 
     if one_prompt:
-        p.add_argument("--prompt", help="text prompt the result should match")
-        p.add_argument("--negative", help="negative prompt (replaces the unconditional CFG branch)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--prior", choices=sorted(PRIORS), help="diffusion prior backend")
-    p.add_argument("--model", help="model folder or Hugging Face id (stable-audio-open)")
-    p.add_argument("--cfg", type=_finite_float, help="classifier-free guidance scale")
+        p.add_argument("--prompt", help="what the sound should be, in words (required)")
+        p.add_argument("--negative", help="what the sound should not be, in words (default: none)")
+    p.add_argument("--seed", type=int, help="random seed; the same seed gives the same result (default 0)")
     p.add_argument(
-        "--device", choices=("cpu", "cuda"), help="device for the prior and renderer (default cpu)"
+        "--prior",
+        choices=sorted(PRIORS),
+        help=f"the diffusion model that judges and guides the sound (default {DEFAULT_PRIOR}, shipped "
+        "with the package; analytic is a test oracle that knows no sounds)",
     )
-    p.add_argument("--config", type=Path, help="YAML config (e.g. a previous run's config.yaml)")
+    p.add_argument("--model", help="model folder or Hugging Face id, for stable-audio-open (default: none)")
+    p.add_argument(
+        "--cfg",
+        type=_finite_float,
+        help=f"prompt strength: higher follows the prompt harder, too high buzzes (default {cfg_default:g})",
+    )
+    p.add_argument("--device", choices=("cpu", "cuda"), help="where to compute (default cpu)")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help=f"CPU threads (default: the free physical cores, {default_threads()} now); a rerun gives "
+        "the same bytes only with the same thread count, which config files record",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="settings file to start from, e.g. a previous run's config (default: none)",
+    )
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    p.add_argument("--no-score", action="store_true", help="skip the prompt score in history.csv")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-score", action="store_true", help="do not score the sound against the prompt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no closing line")
+
+
+def _add_run_folder(p: argparse.ArgumentParser) -> None:
+    from .tasks.loop import LoopConfig
+
+    p.add_argument("-o", "--out", type=Path, help="output folder (required)")
+    p.add_argument("--force", action="store_true", help="replace this tool's files in an existing folder")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run in its folder")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help=f"iterations between saved checkpoints (default {LoopConfig.checkpoint_every})",
+    )
+    p.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep the checkpoint file after a run that finished (default: removed)",
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="audiosds", description="Score Distillation Sampling for audio.")
+    from .tasks.generate import GenerateConfig
+    from .tasks.separate import SEPARATION_SDS, SeparateConfig
+    from .tasks.synthesize import SYNTHESIS_SDS, SynthesizeConfig
+
+    parser = _Parser(
+        prog="audiosds", description="Score Distillation Sampling for audio.", epilog=PAPER_NOTES
+    )
     parser.add_argument("--version", action="version", version=f"audiosds {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    for name, what in (("fm", "an FM synthesizer"), ("impact", "a modal impact model")):
-        p = sub.add_parser(name, help=f"tune {what} toward a prompt", description=f"Tune {what} by SDS.")
-        _add_common(p)
-        p.add_argument("--iters", type=_positive_int, help="optimisation steps (default 300)")
-        p.add_argument("--lr", type=_finite_float, help="Adam learning rate on raw parameters")
-        p.add_argument("--seconds", type=_finite_float, help="length of the sound in seconds (default 1)")
-        p.add_argument("--mode", choices=("decoder", "spectral", "latent"), help="SDS update rule")
-        p.add_argument("--steps", type=_positive_int, help="K denoising steps per SDS iteration")
-        p.add_argument("--draws", type=_positive_int, help="independent noise draws per iteration")
-        p.add_argument("-o", "--out", type=Path, help="output folder")
-        p.add_argument("--force", action="store_true", help="replace this tool's files in an existing folder")
-        p.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run in its folder")
-        p.add_argument(
-            "--checkpoint-every", type=int, metavar="N", help="iterations between checkpoints (50)"
+    fmt = argparse.RawDescriptionHelpFormatter
+    for name, what in (
+        ("fm", "a 4-operator FM synthesizer"),
+        ("impact", "a modal impact (struck object) model"),
+    ):
+        p = sub.add_parser(
+            name,
+            help=f"tune {what} toward a prompt",
+            description=_wrap(
+                f"Tune {what} so that its sound matches a text prompt. Writes audio.wav (the "
+                "best-scoring sound), params.json, config.yaml, history.csv and spectrogram.png into "
+                "the output folder."
+            ),
+            epilog=PAPER_NOTES,
+            formatter_class=fmt,
         )
+        _add_common(p, float(SYNTHESIS_SDS["cfg_scale"]))
+        p.add_argument(
+            "--iters", type=_positive_int, help=f"optimisation steps (default {SynthesizeConfig.iters})"
+        )
+        p.add_argument(
+            "--lr",
+            type=_finite_float,
+            help=f"step size of the parameter updates (Adam learning rate; default {SynthesizeConfig.lr:g})",
+        )
+        p.add_argument("--seconds", type=_finite_float, help="length of the sound in seconds (default 1)")
+        p.add_argument(
+            "--mode",
+            choices=("decoder", "spectral", "latent"),
+            help="how the prior's suggestion is compared with the sound: spectral (magnitude "
+            "spectrograms), decoder (waveforms) or latent (the prior's own code) "
+            f"(default {SYNTHESIS_SDS['mode']})",
+        )
+        p.add_argument(
+            "--steps", type=_positive_int, help="denoising steps per suggestion from the prior (default 1)"
+        )
+        p.add_argument(
+            "--draws", type=_positive_int, help="noise draws averaged per optimisation step (default 1)"
+        )
+        p.add_argument(
+            "--particles",
+            type=_positive_int,
+            metavar="N",
+            help=f"independent starting sounds tuned side by side, the best-scoring reported "
+            f"(default {DEFAULT_PARTICLES}; each costs about one more run's time)",
+        )
+        p.add_argument(
+            "--final",
+            action="store_true",
+            help="report the last iterate instead of the best-scoring one (default: the best)",
+        )
+        _add_run_folder(p)
     p = sub.add_parser(
         "separate",
         help="split a recording into prompt-named sources",
-        description="Separate by SDS (eq. 13).",
+        description=_wrap(
+            "Split a recording into one source per prompt: the sources add up to the "
+            "recording, and each is pushed toward its prompt. Writes source_1.wav, source_2.wav, ..., "
+            "mixture_reconstruction.wav, params.json, config.yaml, history.csv and spectrograms.png."
+        ),
+        epilog=PAPER_NOTES,
+        formatter_class=fmt,
     )
     p.add_argument("mixture", type=Path, nargs="?", help="audio file (WAV, FLAC, OGG, ...)")
-    _add_common(p, one_prompt=False)
+    _add_common(p, float(SEPARATION_SDS["cfg_scale"]), one_prompt=False)
     p.add_argument(
-        "--prompt", action="append", dest="prompts", help="one per source, 2 to 8 (repeat the flag)"
+        "--prompt", action="append", dest="prompts", help="one per source, 2 to 8 (repeat the flag; required)"
     )
     p.add_argument(
-        "--negative", action="append", dest="negatives", help="per-source negative prompts (0 or K)"
+        "--negative",
+        action="append",
+        dest="negatives",
+        help="per-source negative prompts, none or one per --prompt (default: none)",
     )
-    p.add_argument("--iters", type=_positive_int, help="iterations per window (default 100)")
-    p.add_argument("--lr", type=_finite_float, help="Adam learning rate")
-    p.add_argument("--gamma", type=_finite_float, help="SDS weight against the reconstruction loss")
+    p.add_argument(
+        "--iters", type=_positive_int, help=f"optimisation steps per window (default {SeparateConfig.iters})"
+    )
+    p.add_argument(
+        "--lr",
+        type=_finite_float,
+        help=f"step size of the updates (Adam learning rate; default {SeparateConfig.lr:g})",
+    )
+    p.add_argument(
+        "--gamma",
+        type=_finite_float,
+        help=f"weight of the prompts against fitting the recording (default {SeparateConfig.gamma:g})",
+    )
     p.add_argument(
         "--sources",
         choices=("latent", "remasked", "masks"),
-        help="source parametrization (default: remasked)",
+        help=f"how a source is represented: remasked (the prior's sound turned into a mask over the "
+        f"recording), masks (masks over the recording) or latent (the prior's code) "
+        f"(default {SeparateConfig.parametrization})",
     )
-    p.add_argument("--noise-source", action="store_true", default=None, help="add a catch-all 'noise' source")
+    p.add_argument(
+        "--noise-source",
+        action="store_true",
+        default=None,
+        help="add a catch-all 'noise' source (default: off)",
+    )
     p.add_argument(
         "--contrast",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="a source without --negative uses the other sources' prompts as its negative prompt",
+        help="a source without --negative uses the other sources' prompts as its negative prompt "
+        "(default: on)",
     )
     p.add_argument(
         "--sds-modes",
         nargs="+",
         choices=("decoder", "spectral", "latent"),
-        help="one set of sources per SDS mode, averaged (default: decoder latent)",
+        help="one set of sources per comparison mode, averaged "
+        f"(default: {' '.join(SeparateConfig.sds_modes)})",
     )
-    p.add_argument("--steps", type=_positive_int, help="K denoising steps per SDS iteration")
-    p.add_argument("-o", "--out", type=Path, help="output folder")
-    p.add_argument("--force", action="store_true", help="replace this tool's files in an existing folder")
-    p.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run in its folder")
-    p.add_argument("--checkpoint-every", type=int, metavar="N", help="iterations between checkpoints (50)")
-    p = sub.add_parser("generate", help="text-to-audio with the prior alone", description="Generate audio.")
-    _add_common(p)
-    p.add_argument("--seconds", type=_finite_float, help="length in seconds (default 2)")
-    p.add_argument("--steps", type=_positive_int, help="sampler steps (default 30)")
-    p.add_argument("--method", choices=("ddim", "heun", "dpmpp_2m"), help="deterministic sampler")
-    p.add_argument("-o", "--out", type=Path, help="output WAV file")
-    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.add_argument(
+        "--steps", type=_positive_int, help="denoising steps per suggestion from the prior (default 1)"
+    )
+    _add_run_folder(p)
+    p = sub.add_parser(
+        "generate",
+        help="text-to-audio with the prior alone",
+        description=_wrap(
+            "Generate a sound from a text prompt with the prior alone. Writes OUT.wav, "
+            "OUT.json (its settings: rerun with --config OUT.json) and OUT.png (its spectrogram)."
+        ),
+        epilog=PAPER_NOTES,
+        formatter_class=fmt,
+    )
+    _add_common(p, GenerateConfig.cfg_scale)
+    p.add_argument(
+        "--seconds", type=_finite_float, help=f"length in seconds (default {GenerateConfig.seconds:g})"
+    )
+    p.add_argument("--steps", type=_positive_int, help=f"sampler steps (default {GenerateConfig.steps})")
+    p.add_argument(
+        "--method",
+        choices=("ddim", "heun", "dpmpp_2m"),
+        help=f"deterministic sampler (default {GenerateConfig.method})",
+    )
+    p.add_argument("-o", "--out", type=Path, help="output WAV file (required)")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
     return parser
 
 
@@ -218,8 +385,9 @@ def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
         "negative": None,
         "seconds": 1.0,
         "device": "cpu",
+        "threads": None,
         "prior": {"name": DEFAULT_PRIOR},
-        "renderer": {},
+        "renderer": {"batch_size": DEFAULT_PARTICLES},
         "synthesize": {},
         "sds": dict(SYNTHESIS_SDS),
         "loop": {},
@@ -229,8 +397,11 @@ def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
         ("negative",): args.negative,
         ("seconds",): args.seconds,
         ("device",): args.device,
+        ("threads",): args.threads,
         ("prior", "name"): args.prior,
         ("prior", "model"): args.model,
+        ("renderer", "batch_size"): args.particles,
+        ("synthesize", "keep_best"): False if args.final else None,
         ("synthesize", "iters"): args.iters,
         ("synthesize", "lr"): args.lr,
         ("synthesize", "seed"): args.seed,
@@ -250,6 +421,18 @@ def _resolve_synth_config(args: argparse.Namespace) -> dict[str, Any]:
     if not (isinstance(seconds, int | float) and math.isfinite(seconds) and 0.05 <= seconds <= 60):
         raise UsageError(f"--seconds: expected a length in [0.05, 60] s, got {seconds!r}")
     return cfg
+
+
+def _use_threads(value: object) -> int:
+    """Set torch's thread count from a config's ``threads`` (None: :func:`default_threads`)."""
+    import torch
+
+    if value is None:
+        value = default_threads()
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"--threads: expected a positive integer, got {value!r}")
+    torch.set_num_threads(value)
+    return value
 
 
 # -- output folders ---------------------------------------------------------------------
@@ -289,8 +472,9 @@ def _prepare_out_file(out: Path | None, force: bool) -> Path:
         raise UsageError(f"-o {out}: expected a .wav file name")
     if out.is_dir():
         raise UsageError(f"-o {out}: is a folder, expected a .wav file name")
-    if out.exists() and not force:
-        raise UsageError(f"-o {out}: already exists; use --force to replace it")
+    clash = [p.name for p in (out, out.with_suffix(".json"), out.with_suffix(".png")) if p.exists()]
+    if clash and not force:
+        raise UsageError(f"-o {out}: {', '.join(clash)} already exist(s); use --force to replace them")
     _writable_folder(out.parent, "-o")
     return out
 
@@ -333,6 +517,14 @@ def _build_scorer(args: argparse.Namespace):  # noqa: ANN202 (lazy import of Pro
     return build_scorer("embedded")
 
 
+def _warn_uncovered(prior: object, prompts: list[str], prior_name: str) -> None:
+    """One warning line per prompt the prior was not trained on anything like (see coverage.py)."""
+    from .coverage import coverage_warnings
+
+    for line in coverage_warnings(prior, prompts, prior_name):
+        print(f"audiosds: warning: {line}", file=sys.stderr)
+
+
 def _progress_bar(total: int, desc: str, quiet: bool):  # noqa: ANN202
     from tqdm import tqdm
 
@@ -344,14 +536,42 @@ def _progress_bar(total: int, desc: str, quiet: bool):  # noqa: ANN202
 # -- writing results --------------------------------------------------------------------
 
 
-def _history_csv(history: list[dict[str, float]]) -> str:
+NOT_COMPUTED = " (blank: not computed)"  # header suffix of a column that some rows leave empty
+
+
+def _history_csv(history: list[dict[str, float | None]]) -> str:
+    """One row per iteration; a value not computed that iteration is an empty cell, and its
+    column's header says so (never NaN; NaN means the value was computed and not finite)."""
     buf = io.StringIO()
     if history:
-        writer = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
-        writer.writeheader()
+        names = list(history[0])
+        sparse = {k for k in names if any(row.get(k) is None for row in history)}
+        header = [k + NOT_COMPUTED if k in sparse else k for k in names]
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(header)
         for row in history:
-            writer.writerow({k: (int(v) if k == "iter" else f"{v:.6g}") for k, v in row.items()})
+            writer.writerow(
+                ["" if row[k] is None else int(row[k]) if k == "iter" else f"{row[k]:.6g}" for k in names]
+            )
     return buf.getvalue()
+
+
+class _LastValues:
+    """The progress bar's numbers: each the last one computed (a row may leave some out)."""
+
+    def __init__(self, formats: dict[str, tuple[str, str]]) -> None:
+        self.formats = formats  # shown name -> (history key, format spec)
+        self.values: dict[str, str] = {}
+
+    def update(self, row: dict[str, float | None]) -> dict[str, str]:
+        for shown, (key, spec) in self.formats.items():
+            if row.get(key) is not None:
+                self.values[shown] = format(row[key], spec)
+        return dict(self.values)
+
+
+def _score_change(first: float, last: float) -> str:
+    return f"{first:.3f} -> {last:.3f}"
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -375,6 +595,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     else:
         out = args.out
     _check_device(cfg["device"])
+    threads = _use_threads(cfg["threads"])
     try:
         sds_cfg = from_dict(SDSConfig, cfg["sds"], "sds")
         synth_cfg = from_dict(SynthesizeConfig, cfg["synthesize"], "synthesize")
@@ -382,6 +603,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from err
     prior = _build_prior(cfg["prior"], cfg["device"])
+    _warn_uncovered(prior, [cfg["prompt"]], cfg["prior"]["name"])
     renderer_opts = dict(cfg["renderer"])
     renderer_opts.update(sample_rate=prior.sample_rate, seconds=float(cfg["seconds"]))
     try:
@@ -398,6 +620,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         "negative": cfg["negative"],
         "seconds": float(cfg["seconds"]),
         "device": cfg["device"],
+        "threads": threads,
         "prior": cfg["prior"],
         "renderer": renderer_opts,
         "synthesize": to_dict(synth_cfg),
@@ -409,9 +632,11 @@ def _run_synth(args: argparse.Namespace) -> int:
     write_text(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     bar = _progress_bar(synth_cfg.iters, args.command, args.quiet)
 
-    def on_step(it: int, row: dict[str, float]) -> None:
+    shown = _LastValues({"loss": ("loss", ".3g"), "sigma": ("sigma", ".2g"), "score": ("score", ".3f")})
+
+    def on_step(it: int, row: dict[str, float | None]) -> None:
         bar.update(1)
-        bar.set_postfix(loss=f"{row['loss']:.3g}", sigma=f"{row['sigma']:.2g}")
+        bar.set_postfix(shown.update(row))
 
     started = time.perf_counter()
     with _stop_on_signals() as stop:
@@ -434,23 +659,35 @@ def _run_synth(args: argparse.Namespace) -> int:
     bar.close()
     elapsed = time.perf_counter() - started
 
-    audio = result.audio[0]  # (1, N): the first (only) instance
+    audio = result.audio[0]  # (1, N): the reported render
     save_wav(out / "audio.wav", audio, prior.sample_rate)
     params = {
         "renderer": args.command,
         "prompt": cfg["prompt"],
         "sample_rate": prior.sample_rate,
         "iterations": len(result.history),
+        **({"scores": result.scores} if result.scores else {}),
         "params": result.params,
     }
     write_text(out / "params.json", json.dumps(params, indent=2) + "\n")
     write_text(out / "history.csv", _history_csv(result.history))
+    after = "best" if result.scores.get("reported") == "best" else "after"
     save_spectrograms(
         out / "spectrogram.png",
-        [("before", result.initial_audio[0].numpy()), (f"after: {cfg['prompt'][:40]}", audio.numpy())],
+        [("before", result.initial_audio[0].numpy()), (f"{after}: {cfg['prompt'][:40]}", audio.numpy())],
         prior.sample_rate,
     )
-    return _finish(args, result.status, result.message, stop.signal, out, elapsed, len(result.history))
+    summary = ""
+    if result.scores:
+        sc = result.scores
+        summary = f"; prompt score {_score_change(sc['initial'], sc['reported_score'])}"
+        if sc["reported"] == "best":
+            summary += f" (best iterate, {int(sc['iteration'])}; last iterate {sc['final']:.3f})"
+    if result.status == "completed" and not args.keep_checkpoint:
+        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
+    return _finish(
+        args, result.status, result.message, stop.signal, out, elapsed, len(result.history), summary
+    )
 
 
 def _finish(
@@ -461,8 +698,10 @@ def _finish(
     out: Path,
     elapsed: float,
     done: int,
+    summary: str = "",
 ) -> int:
-    """Report how a run ended; the exit status follows it."""
+    """Report how a run ended (``summary``: the prompt scores at start and end); the exit status
+    follows it."""
     if status == "stopped":
         name = signal.Signals(signum).name if signum else "a stop request"
         print(
@@ -477,7 +716,10 @@ def _finish(
         )
         return EXIT_RUNTIME
     if not args.quiet:
-        print(f"audiosds {args.command}: {done} iterations in {elapsed:.1f} s -> {out}", file=sys.stderr)
+        print(
+            f"audiosds {args.command}: {done} iterations in {elapsed:.1f} s{summary} -> {out}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -563,6 +805,7 @@ def _resolve_separate_config(args: argparse.Namespace) -> dict[str, Any]:
         "prompts": None,
         "negative": None,
         "device": "cpu",
+        "threads": None,
         "prior": {"name": DEFAULT_PRIOR},
         "separate": {},
         "sds": dict(SEPARATION_SDS),
@@ -573,6 +816,7 @@ def _resolve_separate_config(args: argparse.Namespace) -> dict[str, Any]:
         ("prompts",): args.prompts,
         ("negative",): args.negatives,
         ("device",): args.device,
+        ("threads",): args.threads,
         ("prior", "name"): args.prior,
         ("prior", "model"): args.model,
         ("separate", "iters"): args.iters,
@@ -632,6 +876,7 @@ def _run_separate(args: argparse.Namespace) -> int:
     outputs = (*SEPARATE_OUTPUTS, *_source_names(len(cfg["prompts"]), sep_cfg.noise_source))
     out = _prepare_out_dir(args.out, outputs, args.force) if args.resume is None else args.out
     _check_device(cfg["device"])
+    threads = _use_threads(cfg["threads"])
     try:
         mixture, sample_rate = load_audio(mixture_path)  # (C, N)
     except AudioError as err:
@@ -641,6 +886,7 @@ def _run_separate(args: argparse.Namespace) -> int:
             f"audiosds: warning: {mixture_path} is silent; every source will be silent too", file=sys.stderr
         )
     prior = _build_prior(cfg["prior"], cfg["device"])
+    _warn_uncovered(prior, cfg["prompts"], cfg["prior"]["name"])
     sources = len(cfg["prompts"]) + int(sep_cfg.noise_source)
     window = min(
         round(sep_cfg.max_seconds * prior.sample_rate),
@@ -655,6 +901,7 @@ def _run_separate(args: argparse.Namespace) -> int:
         "prompts": cfg["prompts"],
         "negative": cfg["negative"],
         "device": cfg["device"],
+        "threads": threads,
         "prior": cfg["prior"],
         "separate": to_dict(sep_cfg),
         "sds": to_dict(sds_cfg),
@@ -665,9 +912,11 @@ def _run_separate(args: argparse.Namespace) -> int:
     total = num_windows(mixture.shape[1], sample_rate, prior, sep_cfg) * sep_cfg.iters
     bar = _progress_bar(total, "separate", args.quiet)
 
-    def on_step(step: int, row: dict[str, float]) -> None:
+    shown = _LastValues({"rec": ("rec_loss", ".3g"), "sds": ("sds_norm", ".2g")})
+
+    def on_step(step: int, row: dict[str, float | None]) -> None:
         bar.n = step + 1  # global step: a resumed run starts part-way
-        bar.set_postfix(rec=f"{row['rec_loss']:.3g}", sds=f"{row['sds_norm']:.2g}")
+        bar.set_postfix(shown.update(row))
 
     started = time.perf_counter()
     with _stop_on_signals() as stop:
@@ -705,54 +954,131 @@ def _run_separate(args: argparse.Namespace) -> int:
         for name, prompt, source in zip(names, result.prompts, result.sources, strict=True)
     ]
     save_spectrograms(out / "spectrograms.png", panels, sample_rate)
-    if result.status == "completed":
+    if result.status == "completed" and not args.keep_checkpoint:
         for stale in (out / WINDOWS_NAME, *out.glob("checkpoint_window*.pt")):
             stale.unlink(missing_ok=True)
-    return _finish(args, result.status, result.message, stop.signal, out, elapsed, len(result.history))
+    summary = _separation_scores(result.history, len(result.prompts))
+    return _finish(
+        args, result.status, result.message, stop.signal, out, elapsed, len(result.history), summary
+    )
+
+
+def _separation_scores(history: list[dict[str, float | None]], sources: int) -> str:
+    """'; prompt scores a -> b, c -> d': per source, the first and last score of each window,
+    averaged over the windows ('' without scores)."""
+    changes = []
+    for k in range(1, sources + 1):
+        key = f"score_{k}"
+        windows: dict[float, list[float]] = {}
+        for row in history:
+            if row.get(key) is not None:
+                windows.setdefault(row["window"], []).append(row[key])
+        if not windows:
+            return ""
+        first = sum(v[0] for v in windows.values()) / len(windows)
+        last = sum(v[-1] for v in windows.values()) / len(windows)
+        changes.append(_score_change(first, last))
+    return "; prompt scores " + ", ".join(changes)
+
+
+def _resolve_generate_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The generate run's settings: defaults < --config (a previous OUT.json) < flags."""
+    from .priors import DEFAULT_PRIOR
+    from .tasks.generate import GenerateConfig
+
+    defaults: dict[str, Any] = {
+        "command": "generate",
+        "prompt": None,
+        "negative": None,
+        "seconds": GenerateConfig.seconds,
+        "seed": GenerateConfig.seed,
+        "steps": GenerateConfig.steps,
+        "cfg": GenerateConfig.cfg_scale,
+        "sampler": GenerateConfig.method,
+        "device": "cpu",
+        "threads": None,
+        "prior": {"name": DEFAULT_PRIOR},
+        "version": None,  # written for the record; any version's file is read
+        "sample_rate": None,  # written for the record; the prior decides it
+    }
+    flags = {
+        ("prompt",): args.prompt,
+        ("negative",): args.negative,
+        ("seconds",): args.seconds,
+        ("seed",): args.seed,
+        ("steps",): args.steps,
+        ("cfg",): args.cfg,
+        ("sampler",): args.method,
+        ("device",): args.device,
+        ("threads",): args.threads,
+        ("prior", "name"): args.prior,
+        ("prior", "model"): args.model,
+    }
+    cfg = _layered_config(args, defaults, flags)
+    if not isinstance(cfg["prompt"], str) or not cfg["prompt"].strip():
+        raise UsageError("--prompt: expected non-empty text")
+    if cfg["negative"] is not None and (not isinstance(cfg["negative"], str) or not cfg["negative"].strip()):
+        raise UsageError("--negative: expected non-empty text when given")
+    seconds = cfg["seconds"]
+    if not (isinstance(seconds, int | float) and math.isfinite(seconds) and 0.05 <= seconds <= 60):
+        raise UsageError(f"--seconds: expected a length in [0.05, 60] s, got {seconds!r}")
+    return cfg
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from .audio import save_wav
-    from .priors import DEFAULT_PRIOR
+    from .audio import save_wav, write_text
+    from .plots import save_spectrograms
     from .resources import check_memory, estimate_bytes
     from .tasks.generate import GenerateConfig, generate
 
-    if args.config is not None:
-        raise UsageError("--config: not supported by 'generate'; pass options as flags")
-    if not args.prompt or not args.prompt.strip():
-        raise UsageError("--prompt: expected non-empty text")
-    if args.negative is not None and not args.negative.strip():
-        raise UsageError("--negative: expected non-empty text when given")
-    seconds = 2.0 if args.seconds is None else args.seconds
-    if not 0.05 <= seconds <= 60:
-        raise UsageError(f"--seconds: expected a length in [0.05, 60] s, got {seconds!r}")
-    options: dict[str, Any] = {"seconds": seconds}
-    for key, value in (
-        ("steps", args.steps),
-        ("cfg_scale", args.cfg),
-        ("method", args.method),
-        ("seed", args.seed),
-    ):
-        if value is not None:
-            options[key] = value
+    cfg = _resolve_generate_config(args)
     try:
-        gen_cfg = GenerateConfig(**options)
-    except ValueError as err:
+        gen_cfg = GenerateConfig(
+            seconds=float(cfg["seconds"]),
+            steps=cfg["steps"],
+            cfg_scale=float(cfg["cfg"]),
+            method=cfg["sampler"],
+            seed=cfg["seed"],
+        )
+    except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from err
     out = _prepare_out_file(args.out, args.force)
-    device = args.device or "cpu"
-    _check_device(device)
-    prior_cfg: dict[str, Any] = {"name": args.prior or DEFAULT_PRIOR}
-    if args.model is not None:
-        prior_cfg["model"] = args.model
-    prior = _build_prior(prior_cfg, device)
-    check_memory(estimate_bytes(2, round(seconds * prior.sample_rate), prior.channels), "this generation")
+    _check_device(cfg["device"])
+    threads = _use_threads(cfg["threads"])
+    prior = _build_prior(cfg["prior"], cfg["device"])
+    _warn_uncovered(prior, [cfg["prompt"]], cfg["prior"]["name"])
+    check_memory(
+        estimate_bytes(2, round(gen_cfg.seconds * prior.sample_rate), prior.channels), "this generation"
+    )
     bar = _progress_bar(gen_cfg.steps, "generate", args.quiet)
-    audio = generate(prior, args.prompt, gen_cfg, negative=args.negative, progress=lambda i: bar.update(1))
+    audio = generate(
+        prior, cfg["prompt"], gen_cfg, negative=cfg["negative"], progress=lambda i: bar.update(1)
+    )
     bar.close()
     save_wav(out, audio, prior.sample_rate)
+    sidecar = {
+        "command": "generate",
+        "prompt": cfg["prompt"],
+        "negative": cfg["negative"],
+        "seconds": gen_cfg.seconds,
+        "seed": gen_cfg.seed,
+        "steps": gen_cfg.steps,
+        "cfg": gen_cfg.cfg_scale,
+        "sampler": gen_cfg.method,
+        "device": cfg["device"],
+        "threads": threads,
+        "prior": cfg["prior"],
+        "version": __version__,
+        "sample_rate": prior.sample_rate,
+    }
+    write_text(out.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
+    save_spectrograms(out.with_suffix(".png"), [(cfg["prompt"][:60], audio.numpy())], prior.sample_rate)
     if not args.quiet:
-        print(f"audiosds generate: {seconds:g} s at {prior.sample_rate} Hz -> {out}", file=sys.stderr)
+        print(
+            f"audiosds generate: {gen_cfg.seconds:g} s at {prior.sample_rate} Hz -> {out} "
+            f"(settings: {out.with_suffix('.json')}, spectrogram: {out.with_suffix('.png')})",
+            file=sys.stderr,
+        )
     return 0
 
 

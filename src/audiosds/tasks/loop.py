@@ -49,7 +49,7 @@ class LoopState:
 
     iteration: int = 0  # the next iteration to run
     bad_steps: int = 0  # consecutive skipped steps so far
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -114,12 +114,12 @@ def run_loop(
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
     iters: int,
-    step: Callable[[int], tuple[Tensor, dict[str, float]]],
+    step: Callable[[int], tuple[Tensor, dict[str, float | None]]],
     config: LoopConfig | None = None,
     checkpoint: Path | None = None,
     state: LoopState | None = None,
     should_stop: Callable[[], bool] | None = None,
-    progress: Callable[[int, dict[str, float]], None] | None = None,
+    progress: Callable[[int, dict[str, float | None]], None] | None = None,
     grad_clip: float = 0.0,
 ) -> LoopOutcome:
     """Run iterations ``state.iteration .. iters-1`` of ``step`` with Adam-style updates.
@@ -129,7 +129,8 @@ def run_loop(
         optimizer: over ``module``'s parameters.
         generator: the task's noise generator (checkpointed).
         iters: total iterations of the run.
-        step: builds the loss of iteration ``it`` and its history row (floats).
+        step: builds the loss of iteration ``it`` and its history row (floats; None for a value
+            not computed this iteration).
         config: checkpoint interval and bad-step limit.
         checkpoint: where checkpoints go; None disables them.
         state: where to start (from :func:`load_checkpoint`); None starts afresh.
@@ -166,7 +167,8 @@ def run_loop(
             # a non-finite loss or update never reaches the parameters
             optimizer.zero_grad(set_to_none=True)
             state.bad_steps += 1
-        row = {k: (v if math.isfinite(v) else float("nan")) for k, v in row.items()}
+        # None: not computed this iteration (kept as such); a non-finite value is recorded as NaN
+        row = {k: (v if v is None or math.isfinite(v) else float("nan")) for k, v in row.items()}
         row["skipped"] = 0.0 if ok else 1.0
         state.history.append(row)
         state.iteration = it + 1

@@ -204,8 +204,10 @@ class SeparationResult:
         mixture_reconstruction: sum of the sources, (C_in, N_in).
         prompts: one per source (including the noise prompt).
         history: one dict per iteration and window: iter (within the window), window, loss,
-            rec_loss, sds_norm, sigma (means over the members; sigma also over rows, NaN when gamma = 0
-            skips SDS); the prompt scores, if any, are of the members' mean.
+            rec_loss, sds_norm, sigma (means over the members; sigma also over rows); None where a
+            value was not computed that iteration (rec_loss of mixture-consistent sources every
+            REC_LOG_EVERY iterations, sigma when gamma = 0 skips SDS, scores between scorings); the
+            prompt scores, if any, are of the members' mean.
         params: a small JSON-ready summary (formats, windows, per-source levels, renderers; with
             more than one member, each window's renderer summary is one per SDS mode).
         status: "completed", "stopped" (``should_stop``: finished windows, the current one as it
@@ -216,7 +218,7 @@ class SeparationResult:
     sources: np.ndarray
     mixture_reconstruction: np.ndarray
     prompts: list[str]
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float | None]] = field(default_factory=list)
     params: dict[str, object] = field(default_factory=dict)
     status: str = "completed"
     message: str = ""
@@ -494,11 +496,10 @@ def _separate_window(
         xs = [renderer() for renderer in members]  # each (K, C_p, W)
         # 2. reconstruction: multiscale |STFT| of each member's sum vs the mixture; mixture-consistent
         #    sources sum to the mixture by construction, so for them it is only logged now and then
+        rec = None  # not computed this iteration
         if differentiate_rec or it % REC_LOG_EVERY == 0 or it == config.iters - 1:
             with torch.set_grad_enabled(differentiate_rec):
                 rec = torch.stack([reconstruction(x) for x in xs]).mean()
-        else:
-            rec = xs[0].new_full((), float("nan"))
         loss = rec if differentiate_rec else xs[0].new_zeros(())
         # 3. per member, one batched SDS step (source k with prompt k) in its mode; per-sample normalised
         norms, sigmas = [], []
@@ -514,13 +515,13 @@ def _separate_window(
             "iter": float(it),
             "window": float(window),
             "loss": float(loss.detach()),
-            "rec_loss": float(rec.detach()),
+            "rec_loss": None if rec is None else float(rec.detach()),
             "sds_norm": float(np.mean(norms)) if norms else 0.0,
-            "sigma": float(np.mean(sigmas)) if sigmas else float("nan"),
+            "sigma": float(np.mean(sigmas)) if sigmas else None,
         }
         if tracker is not None:
             due = tracker.due(it, config.iters)
-            scores = tracker(torch.stack(xs).mean(dim=0)) if due else [float("nan")] * xs[0].shape[0]
+            scores = tracker(torch.stack(xs).mean(dim=0)) if due else [None] * xs[0].shape[0]
             row.update({f"score_{k + 1}": v for k, v in enumerate(scores)})
         return loss, row
 
@@ -645,7 +646,7 @@ def separate(
             window in progress); None disables them.
         resume: continue from the checkpoints in ``checkpoint_dir``.
         scorer: if given, history rows get ``score_k`` columns (source k against prompt k)
-            every ``score_every`` iterations, NaN between.
+            every ``score_every`` iterations, None between.
         score_every: the scoring interval.
 
     Returns:
