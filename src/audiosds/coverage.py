@@ -234,7 +234,7 @@ def load_coverage(folder: str | Path) -> Coverage | None:
 
 def coverage_warnings(prior: object, prompts: Sequence[str], prior_name: str) -> list[str]:
     """One line per prompt the prior has not learned, e.g. ``the embedded prior has not learned
-    sounds like 'a dog barking'; closest it knows: bongo, kick, footsteps``.
+    sounds like 'a dog barking'; closest it knows: brass, siren, wind``.
 
     Works for any prior with a ``weights_dir`` holding coverage files and a ``text_encoder`` (the
     one its rows came from); others give no lines.
