@@ -107,6 +107,28 @@ def test_remasked_sources_sum_to_the_mixture(stereo_prior: AnalyticPrior, power:
     torch.testing.assert_close(renderer.masks(renderer.raw["z"]), expected, atol=1e-6, rtol=1e-5)
 
 
+def test_remasked_sources_take_a_priors_magnitudes_without_decoding(prior: AnalyticPrior) -> None:
+    mix = _mixture(1)
+    cfg = RemaskedSourcesConfig(num_sources=2, init_noise=2.0, n_fft=FFT, hop=HOP, power=2.0)
+    latent = _latent(prior, mix, 2)
+    via_stft = RemaskedSources(prior.decode, latent, mix, 16000, cfg)
+    calls = []
+
+    def magnitudes(z: torch.Tensor) -> torch.Tensor:  # the same magnitudes, two frames short
+        calls.append(z.shape[0])
+        return stft(prior.decode(z)[..., :N], FFT, HOP).abs()[..., :-2]
+
+    direct = RemaskedSources(prior.decode, latent, mix, 16000, cfg, magnitudes)
+    z = via_stft.raw["z"]
+    m_stft, m_direct = via_stft.masks(z), direct.masks(z)
+    assert calls == [2] and m_direct.shape == m_stft.shape
+    torch.testing.assert_close(m_direct[..., :-2], m_stft[..., :-2], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(m_direct[..., -2:], m_direct[..., -3:-2].expand_as(m_direct[..., -2:]))
+    torch.testing.assert_close(direct().sum(0), mix, atol=1e-5, rtol=0)  # still the mixture's sum
+    with pytest.raises(ValueError, match="magnitudes"):
+        RemaskedSources(prior.decode, latent, mix, 16000, cfg, magnitudes=3)
+
+
 def test_remasked_equal_latents_give_mixture_over_k(prior: AnalyticPrior) -> None:
     mix = _mixture(1)
     cfg = RemaskedSourcesConfig(num_sources=2, init_noise=0.0, n_fft=FFT, hop=HOP)

@@ -42,6 +42,8 @@ from ..spectral import EPS
 from .base import Renderer
 
 Decode = Callable[[Tensor], Tensor]  # latent (B, D, T) -> audio (B, C, M), differentiable
+# latent (B, D, T) -> STFT magnitudes (B, C, F, T') on the mask grid, differentiable, without decoding
+Magnitudes = Callable[[Tensor], Tensor]
 MAX_SOURCES = 16
 
 
@@ -275,7 +277,10 @@ class RemaskedSources(LatentSources):
 
     x_k = istft(m_k X), m_k = |S_k|^p / sum_j |S_j|^p, S_k = stft(decode(z_k)): the sources carry
     the mixture's phase and sum to it exactly (up to istft round-off); per channel when the
-    decoder's channels match the mixture's.
+    decoder's channels match the mixture's. A prior that knows its latents' magnitudes without
+    decoding (a mel-spectrogram prior: :meth:`~audiosds.priors.base.Prior.magnitudes`) passes them as
+    ``magnitudes``, and |S_k| comes from there instead (its frames cropped or edge-padded to the
+    mixture STFT's), with no decoder pass per iteration.
 
     Args:
         decode: the prior's differentiable decoder.
@@ -283,6 +288,7 @@ class RemaskedSources(LatentSources):
         mixture: the mixture in the decoder's format.
         sample_rate: the decoder's sample rate (reported, not used).
         config: see :class:`RemaskedSourcesConfig`.
+        magnitudes: latent -> magnitudes on the ``config.n_fft`` / ``config.hop`` grid, or None.
 
     Shape:
         mixture (C, N); ``forward()`` -> (K, C, N)
@@ -297,9 +303,13 @@ class RemaskedSources(LatentSources):
         mixture: Tensor,
         sample_rate: int,
         config: RemaskedSourcesConfig | None = None,
+        magnitudes: Magnitudes | None = None,
     ) -> None:
         config = RemaskedSourcesConfig() if config is None else config
         _check_mixture(mixture)
+        if magnitudes is not None and not callable(magnitudes):
+            raise ValueError(f"magnitudes: expected a callable or None, got {type(magnitudes).__name__}")
+        object.__setattr__(self, "magnitudes", magnitudes)  # not a submodule, as ``decode``
         latent_config = LatentSourcesConfig(config.num_sources, config.init_noise, config.seed)
         super().__init__(decode, latent, mixture.shape[1], sample_rate, latent_config)
         self.config = config
@@ -310,9 +320,15 @@ class RemaskedSources(LatentSources):
         self.register_buffer("mixture_spec", stft(mixture.detach(), config.n_fft, config.hop))  # (C, F, T_s)
 
     def masks(self, z: Tensor) -> Tensor:
-        """m_k from the decoded sources. Shape: z (K, D, T) -> (K, C, F, T_s)."""
-        spec = stft(self.decoded(z), self.config.n_fft, self.config.hop)
-        return ratio_masks(magnitude(spec), self.config.power)
+        """m_k from the decoded sources (or the prior's magnitudes). Shape: z (K, D, T) -> (K, C, F, T_s)."""
+        if self.magnitudes is None:
+            spec = stft(self.decoded(z), self.config.n_fft, self.config.hop)
+            return ratio_masks(magnitude(spec), self.config.power)
+        mags = self.magnitudes(z)  # (K, C, F, T')
+        frames = self.mixture_spec.shape[-1]
+        if mags.shape[-1] < frames:
+            mags = torch.cat([mags, mags[..., -1:].expand(*mags.shape[:-1], frames - mags.shape[-1])], dim=-1)
+        return ratio_masks(torch.sqrt(mags[..., :frames].square() + EPS), self.config.power)
 
     def render(self, params: dict[str, Tensor]) -> Tensor:
         masks = self.masks(params["z"])

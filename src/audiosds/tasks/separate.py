@@ -452,7 +452,12 @@ def _renderer(prior: Prior, mixture: Tensor, num_sources: int, config: SeparateC
     cfg_r = RemaskedSourcesConfig(
         num_sources, config.init_noise, seed, config.mask_n_fft, config.mask_hop, config.mask_power
     )
-    return RemaskedSources(prior.decode, latent, mixture, prior.sample_rate, cfg_r)
+    # a prior that has its latents' magnitudes on the mask grid spares the decoder pass per iteration
+    n_fft, hop = config.mask_n_fft, config.mask_hop
+    with torch.no_grad():
+        direct = prior.magnitudes(latent[:1], n_fft, hop) is not None
+    magnitudes = (lambda z: prior.magnitudes(z, n_fft, hop)) if direct else None
+    return RemaskedSources(prior.decode, latent, mixture, prior.sample_rate, cfg_r, magnitudes)
 
 
 def _separate_window(
