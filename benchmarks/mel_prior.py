@@ -273,6 +273,9 @@ def vocoder_section(args: argparse.Namespace, tools: dict, report: Report) -> di
     start = time.monotonic()
     total = sum(len(g) for g in groups.values())
     done = 0
+    groups = {name: items for name, items in groups.items() if items}  # --esc-per-class 0 --digits 0: no real
+    if not groups:
+        raise SystemExit("error: no clips to vocode (see --world-per-family, --esc-per-class, --digits)")
     for name, items in groups.items():
         truth = [cls for cls, _ in items]
         originals = [audio for _, audio in items]
