@@ -24,7 +24,8 @@ gen      ``--per-class`` prompts per class in held-out phrasings (world: ``sampl
          accuracy, misses and overall; the ratio to the vocoded originals' accuracy on the same
          classes (read from this run or from ``--out``'s earlier ``results.json``). Targets:
          top-1 >= 80%; real classes >= 90% of the vocoded originals' rate. ``--save-per-class``
-         clips per class go to ``--out/gen`` as WAV, with one log-mel figure per class.
+         clips per class go to ``--out/gen`` as WAV, with one log-mel figure per class; the JSON
+         keeps every prompt, its verdict and, for real classes, YAMNet's unrestricted top labels.
 
 Prints markdown and writes ``--out/results.json`` (sections of earlier runs into the same folder
 are kept) and ``--out/report.md``. Run it as a script: it loads ``judge.py`` and ``yamnet.py``
@@ -414,6 +415,11 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
             {"class": c, "prompt": p, "judged": j} for (c, p), j in zip(jobs, predicted, strict=True)
         ],
     }
+    for entry, clip in zip(out["prompts"], audio, strict=True):
+        if entry["class"] not in families:  # what YAMNet hears, unrestricted
+            entry["yamnet_top"] = [
+                [name, round(score, 3)] for name, score in tools["yamnet"].top(clip, SAMPLE_RATE)
+            ]
     groups = {
         "world": [i for i, c in enumerate(truth) if c in families],
         "real": [i for i, c in enumerate(truth) if c not in families],

@@ -26,8 +26,10 @@ judge names the class with the highest score. Measured 10-way on ESC-10 original
 judges"); the misses are engines heard as "Vehicle" and rain vs water / fire.
 
     python benchmarks/yamnet.py --data SOUNDS_DIR [--folds 5] [--seconds 5]
+    python benchmarks/yamnet.py --wav FILE [FILE ...] [--top 5]
 
-prints that validation (each miss with its top AudioSet labels).
+prints that validation (each miss with its top AudioSet labels), or each file's top labels (e.g.
+what ``audiosds generate --prompt "a dog barking"`` wrote).
 """
 
 from __future__ import annotations
@@ -296,21 +298,30 @@ class YAMNet:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Validate the judge: ESC-10 clips of some folds (first 5 s), 10-way restricted accuracy."""
+    """Validate the judge on ESC-10 clips (10-way restricted accuracy), or tag audio files."""
     import argparse
 
     from audiosds.audio import load_audio
     from audiosds.world.real import load_catalogue
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--data", required=True, help="the real-sounds folder (with manifest.csv)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="the real-sounds folder (with manifest.csv): validate on ESC-10")
+    source.add_argument("--wav", nargs="+", help="audio files: print each one's top AudioSet labels")
     parser.add_argument(
         "--folds", nargs="+", type=int, default=[5], help="ESC-10 folds (file name's first digit)"
     )
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="ESC-10: the first seconds of each clip")
+    parser.add_argument("--top", type=int, default=5, help="--wav: labels per file")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     model = YAMNet(threads=args.threads)
+    if args.wav:
+        for path in args.wav:
+            audio, sr = load_audio(path)
+            labels = ", ".join(f"{name} {score:.2f}" for name, score in model.top(audio, sr, args.top))
+            print(f"{path}: {labels}")
+        return
     clips = [
         c for c in load_catalogue(args.data) if c.cls in ESC10_CLASSES and int(c.path.name[0]) in args.folds
     ]
