@@ -2,7 +2,8 @@
 
     python benchmarks/mel_prior.py --data SOUNDS_DIR [--weights DIR] [--vocoder CKPT] [--seed 0]
         [--threads 1] [--sections vocoder gen] [--out DIR] [--world-per-family 3] [--digits 20]
-        [--judge-clips-per-family 40] [--per-class 4] [--cfg 4] [--steps 32] [--classes NAME ...]
+        [--judge-clips-per-family 40] [--per-class 4] [--cfg 4] [--steps 32] [--classes FAMILY ...]
+        [--real-classes CLASS ...]
         [--save-per-class 2]
 
 Every clip is 5 s (``--seconds``) of 22.05 kHz mono; every draw is a pure function of ``--seed``.
@@ -336,25 +337,26 @@ def _split_real(name: str, per_class: dict[str, float]) -> list[tuple[str, list[
 
 
 def gen_prompts(
-    classes: Sequence[str], per_class: int, seed: int, world_families: Sequence[str]
-) -> list[tuple[str, str]]:
-    """(class, held-out prompt) pairs, ``per_class`` for each class, in class order."""
+    world: Sequence[str], real: Sequence[str], per_class: int, seed: int
+) -> list[tuple[str, str, str]]:
+    """(group, class, held-out prompt) triples, ``per_class`` for each world family then each real
+    class (the two groups share names such as "rain", so the group says which is meant)."""
     from audiosds.world import sample_clips
     from audiosds.world.real import make_real_caption
 
-    world = [c for c in classes if c in world_families]
-    captions: dict[str, list[str]] = {c: [] for c in classes}
+    captions: dict[str, list[str]] = {c: [] for c in world}
     if world:
         for clip in sample_clips(
             "heldout", per_class * len(world), 1.0, SAMPLE_RATE, seed=seed + 2, families=world
         ):
             captions[clip.family].append(clip.caption)
-    for i, cls in enumerate(c for c in classes if c not in world_families):
+    jobs = [("world", cls, prompt) for cls in world for prompt in captions[cls][:per_class]]
+    for i, cls in enumerate(real):
         for k in range(per_class):
             rng = np.random.default_rng([seed, i, k])
             digit = int(rng.integers(10)) if cls == DIGIT else None
-            captions[cls].append(make_real_caption(cls, rng, "heldout", digit))
-    return [(cls, prompt) for cls in classes for prompt in captions[cls][:per_class]]
+            jobs.append(("real", cls, make_real_caption(cls, rng, "heldout", digit)))
+    return jobs
 
 
 def _mel_figure(path: Path, panels: Sequence[tuple[str, np.ndarray]], mel) -> None:
@@ -387,12 +389,12 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
     from audiosds.tasks.generate import GenerateConfig, generate
 
     prior = build("embedded-mel", weights_dir=args.weights)
-    families, esc10 = tools["families"], tools["esc10"]
-    classes = args.classes or list(families) + list(esc10)
-    jobs = gen_prompts(classes, args.per_class, args.seed, families)
+    world = tools["families"] if args.classes is None else args.classes
+    real = tools["esc10"] if args.real_classes is None else args.real_classes
+    jobs = gen_prompts(world, real, args.per_class, args.seed)
     audio = []
     start = time.monotonic()
-    for i, (_, prompt) in enumerate(jobs):
+    for i, (_, _, prompt) in enumerate(jobs):
         cfg = GenerateConfig(
             seconds=args.seconds,
             steps=args.steps,
@@ -403,8 +405,8 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
         audio.append(generate(prior, prompt, cfg)[0].numpy())
         _progress(i + 1, len(jobs), "generating", start)
     seconds = time.monotonic() - start
-    truth = [cls for cls, _ in jobs]
-    judges = [tools["world_judge"] if cls in families else tools["real_judge"](cls) for cls in truth]
+    truth = [cls for _, cls, _ in jobs]
+    judges = [tools["world_judge"] if g == "world" else tools["real_judge"](cls) for g, cls, _ in jobs]
     predicted = judge_clips(audio, judges)
     out: dict[str, object] = {
         "cfg": args.cfg,
@@ -412,22 +414,20 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
         "per_class": args.per_class,
         "seconds_per_clip": seconds / len(jobs),
         "prompts": [
-            {"class": c, "prompt": p, "judged": j} for (c, p), j in zip(jobs, predicted, strict=True)
+            {"group": g, "class": c, "prompt": p, "judged": j}
+            for (g, c, p), j in zip(jobs, predicted, strict=True)
         ],
     }
     for entry, clip in zip(out["prompts"], audio, strict=True):
-        if entry["class"] not in families:  # what YAMNet hears, unrestricted
+        if entry["group"] == "real":  # what YAMNet hears, unrestricted
             entry["yamnet_top"] = [
                 [name, round(score, 3)] for name, score in tools["yamnet"].top(clip, SAMPLE_RATE)
             ]
-    groups = {
-        "world": [i for i, c in enumerate(truth) if c in families],
-        "real": [i for i, c in enumerate(truth) if c not in families],
-    }
+    groups = {name: [i for i, job in enumerate(jobs) if job[0] == name] for name in ("world", "real")}
     report(
         "## Generation from held-out phrasings\n",
-        f"`{prior.weights_dir}`; {args.per_class} prompts x {len(classes)} classes, {args.seconds:g} s, "
-        f"DPM++(2M) {args.steps} steps, cfg {args.cfg:g}; {seconds:.0f} s "
+        f"`{prior.weights_dir}`; {args.per_class} prompts x {len(world) + len(real)} classes, "
+        f"{args.seconds:g} s, DPM++(2M) {args.steps} steps, cfg {args.cfg:g}; {seconds:.0f} s "
         f"({seconds / len(jobs):.2f} s per clip, text embedding, sampling and vocoding).\n",
         "| set | clips | top-1 | target | vocoded originals | ratio (target >= 90%) |",
         "|---|---|---|---|---|---|",
@@ -455,13 +455,13 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
             _rows(report, {"generated": out[name]}, ["generated"], list(out[name]["per_class"]))
     if args.save_per_class:
         folder = Path(args.out) / "gen"
-        for cls in dict.fromkeys(truth):
-            picks = [i for i, t in enumerate(truth) if t == cls][: args.save_per_class]
+        for group, cls in dict.fromkeys((g, c) for g, c, _ in jobs):
+            picks = [i for i, job in enumerate(jobs) if job[:2] == (group, cls)][: args.save_per_class]
             for k, i in enumerate(picks):
-                save_wav(folder / f"{cls}_{k}.wav", audio[i], SAMPLE_RATE)
+                save_wav(folder / f"{group}_{cls}_{k}.wav", audio[i], SAMPLE_RATE)
             _mel_figure(
-                folder / f"{cls}.png",
-                [(f'"{jobs[i][1]}" -> {predicted[i]}', audio[i]) for i in picks],
+                folder / f"{group}_{cls}.png",
+                [(f'"{jobs[i][2]}" -> {predicted[i]}', audio[i]) for i in picks],
                 prior.mel,
             )
         report(
@@ -499,9 +499,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=32, help="gen: sampler steps")
     parser.add_argument(
         "--classes",
-        nargs="+",
+        nargs="*",
         default=None,
-        help="gen: world families and real classes to prompt (default: all families + ESC-10)",
+        help="gen: world families to prompt (default: all; none: no values)",
+    )
+    parser.add_argument(
+        "--real-classes",
+        nargs="*",
+        default=None,
+        help=f"gen: real classes to prompt, ESC-10 or {DIGIT} (default: the ten ESC-10; none: no values)",
     )
     parser.add_argument("--save-per-class", type=int, default=2, help="clips per class saved for listening")
     args = parser.parse_args(argv)
@@ -519,12 +525,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     families = list(FAMILIES)
     esc10 = yamnet_mod.ESC10_CLASSES
-    if args.classes:
-        unknown = sorted(set(args.classes) - set(families) - set(esc10) - {DIGIT})
-        if unknown:
-            sys.exit(
-                f"error: --classes: unknown {unknown}; expected world families, ESC-10 classes or {DIGIT}"
-            )
+    unknown = sorted(set(args.classes or ()) - set(families))
+    unknown_real = sorted(set(args.real_classes or ()) - set(esc10) - {DIGIT})
+    if unknown or unknown_real:
+        sys.exit(
+            f"error: unknown --classes {unknown} / --real-classes {unknown_real}; expected world families "
+            f"/ ESC-10 classes or {DIGIT}"
+        )
     report = Report()
     command = "python benchmarks/mel_prior.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     machine = f"{os.cpu_count()}-core CPU ({platform.machine()}), {args.threads} thread(s)"
@@ -552,11 +559,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    results.update({"command": command, "seed": args.seed, "machine": machine})
+    run = {"command": command, "seed": args.seed, "machine": machine}
     if "vocoder" in args.sections:
-        results["vocoder"] = vocoder_section(args, tools, report)
+        results["vocoder"] = {**run, **vocoder_section(args, tools, report)}
     if "gen" in args.sections:
-        results["gen"] = gen_section(args, tools, report, results.get("vocoder"))
+        results["gen"] = {**run, **gen_section(args, tools, report, results.get("vocoder"))}
     report(f"Total time {time.monotonic() - t0:.0f} s.")
     write_text(results_path, json.dumps(results, indent=1) + "\n")
     write_text(out_dir / "report.md", report.text())

@@ -208,15 +208,16 @@ def test_a_digit_is_judged_among_esc10_and_speech_an_esc10_clip_among_esc10() ->
     )
 
 
-def test_prompts_are_held_out_phrasings_per_class_and_fixed_by_the_seed() -> None:
-    from audiosds.world import FAMILIES
-
-    classes = ["bell", "rain", "dog_bark", "spoken_digit"]
-    jobs = mel_prior.gen_prompts(classes, 3, seed=0, world_families=list(FAMILIES))
-    assert [c for c, _ in jobs] == [c for c in classes for _ in range(3)]
-    assert jobs == mel_prior.gen_prompts(classes, 3, seed=0, world_families=list(FAMILIES))
-    assert jobs != mel_prior.gen_prompts(classes, 3, seed=1, world_families=list(FAMILIES))
-    assert all(prompt.strip() for _, prompt in jobs)
+def test_prompts_come_per_class_in_two_groups_and_are_fixed_by_the_seed() -> None:
+    world, real = ["bell", "rain"], ["rain", "spoken_digit"]  # "rain" is a family and an ESC-10 class
+    jobs = mel_prior.gen_prompts(world, real, 3, seed=0)
+    assert [(g, c) for g, c, _ in jobs] == [("world", c) for c in world for _ in range(3)] + [
+        ("real", c) for c in real for _ in range(3)
+    ]
+    assert jobs == mel_prior.gen_prompts(world, real, 3, seed=0)
+    assert jobs != mel_prior.gen_prompts(world, real, 3, seed=1)
+    assert all(prompt.strip() for _, _, prompt in jobs)
+    assert mel_prior.gen_prompts([], ["rain"], 2, seed=0) == jobs[-6:-4]
 
 
 @needs_data
