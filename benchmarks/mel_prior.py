@@ -3,8 +3,7 @@
     python benchmarks/mel_prior.py --data SOUNDS_DIR [--weights DIR] [--vocoder CKPT] [--seed 0]
         [--threads 1] [--sections vocoder gen] [--out DIR] [--world-per-family 3] [--digits 20]
         [--judge-clips-per-family 40] [--per-class 4] [--cfg 4] [--steps 32] [--classes FAMILY ...]
-        [--real-classes CLASS ...]
-        [--save-per-class 2]
+        [--real-classes CLASS ...] [--save-per-class 2] [--esc-per-class N]
 
 Every clip is 5 s (``--seconds``) of 22.05 kHz mono; every draw is a pure function of ``--seed``.
 Two judges that are not the prior:
