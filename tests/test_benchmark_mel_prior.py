@@ -154,6 +154,7 @@ def test_an_esc10_clip_is_named_by_its_own_labels_among_the_ten(model, cls: str)
     ((_, audio),) = mel_prior.real_originals(str(DATA), [cls], 5.0, digits=0, seed=0, esc_per_class=1)
     assert model.judge(audio, mel_prior.SAMPLE_RATE, yamnet.ESC10_CLASSES) == cls
     assert model.judge(audio, mel_prior.SAMPLE_RATE, [cls]) == cls
+    assert yamnet.judge(audio, mel_prior.SAMPLE_RATE, yamnet.ESC10_CLASSES) == cls  # the shared model
 
 
 # -- the benchmark's bookkeeping ---------------------------------------------------------------------------
