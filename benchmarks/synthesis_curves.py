@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -39,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from judge import decay_time_s
 from shards import (
     JobCache,
     add_cache_options,
@@ -73,7 +73,7 @@ PROMPTS = (
 TARGET_NOT_WORSE = 0.97  # reported render scores at least its start in this share of runs
 TARGET_BASS = 0.9  # "a warm bass note": f0 < BASS_F0_HZ and T60 > BASS_T60_S in this share of runs
 BASS_PROMPT, BASS_F0_HZ, BASS_T60_S = "a warm bass note", 200.0, 0.3
-CACHE_VERSION = 2  # part of every job key: bump it when a change here changes a cached job's numbers
+CACHE_VERSION = 4  # part of every job key: bump it when a change here changes a cached job's numbers
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,10 @@ class Run:
 
 
 def pitch_hz(audio: np.ndarray, sample_rate: int, low_hz: float = 30.0, high_hz: float = 1000.0) -> float:
-    """f0 of the loudest 4096-sample stretch: the shortest autocorrelation lag in [1/high, 1/low]
-    whose normalised value is within 10% of the best there (so a subharmonic never wins)."""
+    """f0 of the loudest 4096-sample stretch from its window-corrected normalised autocorrelation:
+    among the local maxima at lags in [1/high, 1/low], the shortest lag whose value is within 10% of
+    the highest (a subharmonic never wins; a smooth low tone's slowly falling autocorrelation at
+    short lags is no maximum). NaN when no maximum reaches 0.5 (not periodic: noise, clicks)."""
     n = 4096
     x = np.asarray(audio, dtype=np.float64).reshape(-1)
     if x.size < n:
@@ -156,14 +158,36 @@ def pitch_hz(audio: np.ndarray, sample_rate: int, low_hz: float = 30.0, high_hz:
     hop = n // 8
     energy = [float(np.square(x[i : i + n]).sum()) for i in range(0, x.size - n + 1, hop)]
     start = hop * int(np.argmax(energy))
-    seg = x[start : start + n] * np.hanning(n)
-    ac = np.fft.irfft(np.abs(np.fft.rfft(seg, 2 * n)) ** 2)[:n]
-    window_ac = np.fft.irfft(np.abs(np.fft.rfft(np.hanning(n), 2 * n)) ** 2)[:n]
-    ac = ac / (window_ac + 1e-12) / (ac[0] / window_ac[0] + 1e-12)
+    window = np.hanning(n)
+    ac = np.fft.irfft(np.abs(np.fft.rfft(x[start : start + n] * window, 2 * n)) ** 2)[:n]
+    window_ac = np.fft.irfft(np.abs(np.fft.rfft(window, 2 * n)) ** 2)[:n]
+    ac = ac / (window_ac + 1e-12)
+    ac = ac / (ac[0] + 1e-12)
     lo, hi = int(sample_rate / high_hz), int(sample_rate / low_hz)
-    lags = ac[lo:hi]
-    best = int(np.flatnonzero(lags >= 0.9 * lags.max())[0])
-    return sample_rate / (lo + best)
+    lags = np.arange(lo, hi)
+    peaks = lags[(ac[lags] > ac[lags - 1]) & (ac[lags] >= ac[lags + 1])]
+    if peaks.size == 0 or ac[peaks].max() < 0.5:
+        return float("nan")
+    strong = peaks[ac[peaks] >= 0.9 * ac[peaks].max()]
+    return sample_rate / float(strong[0])
+
+
+def t60_s(audio: np.ndarray, sample_rate: int, frame_s: float = 0.02, fit_db: float = 30.0) -> float:
+    """T60 from the level envelope after the loudest 20-ms frame: a least-squares line through the
+    frame levels (dB) from that frame to the first one ``fit_db`` below it (or the clip's end, its
+    10-ms fade-out left out); T60 = 60 dB over the fall rate, capped at 1000 s (a level that does
+    not fall). A click followed by silence falls ``fit_db`` within a frame: a T60 of milliseconds."""
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)[: -round(0.01 * sample_rate)]
+    hop = round(frame_s * sample_rate)
+    frames = x[: len(x) // hop * hop].reshape(-1, hop)
+    level = 20 * np.log10(np.sqrt(np.square(frames).mean(axis=1)) + 1e-12)  # (F,)
+    peak = int(np.argmax(level))
+    below = np.flatnonzero(level[peak:] < level[peak] - fit_db)
+    seg = level[peak : peak + below[0] + 1] if below.size else level[peak:]
+    if len(seg) < 2:
+        return 1000.0
+    slope_db_s = np.polyfit(np.arange(len(seg)) * frame_s, seg, 1)[0]
+    return float(min(1000.0, 60.0 / -slope_db_s)) if slope_db_s < 0 else 1000.0
 
 
 def run_one(prior: Prior, scorer: PromptScorer, job: Job, args: argparse.Namespace) -> dict[str, object]:
@@ -193,7 +217,7 @@ def run_one(prior: Prior, scorer: PromptScorer, job: Job, args: argparse.Namespa
         "end": float(result.scores["reported_score"]),
         "final": float(result.scores["final"]),
         "f0_hz": pitch_hz(audio, prior.sample_rate),
-        "t60_s": 3.0 * decay_time_s(audio, prior.sample_rate),  # T20 from the envelope's slope, x3
+        "t60_s": t60_s(audio, prior.sample_rate),
         "sample_rate": prior.sample_rate,
     }
 
@@ -259,7 +283,7 @@ def report(runs: list[Run]) -> list[str]:
         ok = "yes" if r.end >= r.init else "no"
         lines.append(
             f"| {r.renderer} | {r.prompt} | {r.seed} | {r.init:.3f} | {r.end:.3f} | {r.final:.3f} | {ok} | "
-            f"{r.f0_hz:.0f} | {r.t60_s:.2f} |"
+            f"{'-' if math.isnan(r.f0_hz) else f'{r.f0_hz:.0f}'} | {r.t60_s:.2f} |"
         )
     lines += [
         "",

@@ -28,7 +28,6 @@ def _load(name: str, path: Path):
 
 
 _load("shards", _DIR / "shards.py")  # the script imports its job cache from its own folder
-_load("judge", _DIR / "judge.py")  # and the decay measure
 synthesis = _load("benchmarks_synthesis_curves", _DIR / "synthesis_curves.py")
 
 
@@ -174,3 +173,25 @@ def test_default_plot_goes_beside_the_report_not_into_the_working_directory(tmp_
     assert args.plot == tmp_path / "runs" / "report.png"
     assert synthesis.parse_args([]).plot == Path("synthesis_curves.png")
     assert synthesis.parse_args(["--plot", str(tmp_path / "x.png")]).plot == tmp_path / "x.png"
+
+
+@pytest.mark.parametrize("f0", [41.0, 60.0, 117.0, 180.0, 440.0])
+def test_pitch_of_a_decaying_harmonic_tone_and_none_for_noise(f0: float) -> None:
+    import numpy as np
+
+    t = np.arange(16000) / 16000
+    tone = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6)) * np.exp(-2 * t)
+    assert synthesis.pitch_hz(tone, 16000) == pytest.approx(f0, rel=0.02)
+    assert np.isnan(synthesis.pitch_hz(np.random.default_rng(0).standard_normal(16000), 16000))
+
+
+@pytest.mark.parametrize("t60", [0.2, 0.8, 3.0])
+def test_t60_of_an_exponential_decay_and_of_a_click(t60: float) -> None:
+    import numpy as np
+
+    t = np.arange(16000) / 16000
+    tone = np.sin(2 * np.pi * 110 * t) * 10 ** (-3 * t / t60)  # -60 dB at t60
+    assert synthesis.t60_s(tone, 16000) == pytest.approx(t60, rel=0.1)
+    click = np.zeros(16000)
+    click[100:400] = np.sin(2 * np.pi * 300 * t[:300])  # 19 ms of tone, then silence
+    assert synthesis.t60_s(click, 16000) < 0.05

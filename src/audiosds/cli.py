@@ -33,7 +33,7 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
 SYNTH_OUTPUTS = ("audio.wav", "params.json", "config.yaml", "history.csv", "spectrogram.png", "checkpoint.pt")
-DEFAULT_PARTICLES = 2  # fm / impact: starts optimised side by side (one batch: about 1.1x the time of one)
+DEFAULT_PARTICLES = 2  # fm / impact: starts optimised side by side in one batch (1.4-2.1x one's time)
 
 
 class UsageError(Exception):
