@@ -80,14 +80,14 @@ def test_export_is_a_complete_weights_folder(run: Path) -> None:
         "denoiser.json",
         "mel.json",
         "training.json",
-        "captions.json",
+        "coverage.safetensors",
+        "coverage.json",
     }
     mel = MelConfig.from_dict(json.loads((export / "mel.json").read_text()))
     assert mel.offset < 0 and mel.scale > 0
-    captions = json.loads((export / "captions.json").read_text())
-    assert set(captions["classes"]) == {"bell", "noise"} and len(captions["captions"]) == len(
-        captions["classes"]
-    )
+    coverage = json.loads((export / "coverage.json").read_text())
+    assert set(coverage["labels"]) == {"bell", "noise"} and 0 < coverage["threshold"] < 1
+    assert coverage["measured"]["inside_passed"] >= 0.95
     assert json.loads((export / "training.json").read_text())["steps_done"] == 4
     prior = EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(export))).freeze()
     assert (prior.sample_rate, prior.channels, prior.latent_channels, prior.downsampling) == (

