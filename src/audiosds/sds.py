@@ -209,9 +209,9 @@ def sds_step(
     spectral-emphasis SDS (eq. 7), selected by ``config.mode``.
 
     One encode of the R renders per call (never per draw); the prior's denoiser and decoder
-    run under ``torch.no_grad()``; only latent mode differentiates the encoder, and it never decodes. Randomness,
-    in this order: sigma (R*n,) via :func:`sample_sigma`, then eps (R*n, D, T), both from
-    ``generator`` (the global RNG when None).
+    run under ``torch.no_grad()``; only latent mode differentiates the encoder, and it never
+    decodes. Randomness, in this order: sigma (R*n,) via :func:`sample_sigma`, then eps (R*n, D, T),
+    both from ``generator`` (the global RNG when None).
 
     Normalisation: each render's update is the mean over its n draws; renders are not
     averaged (each render gets its own full update); the surrogate is a sum, so
