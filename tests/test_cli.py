@@ -607,3 +607,17 @@ def test_a_prompt_outside_the_prior_gets_one_warning_line_and_a_known_one_none(t
     code, err = run(capsys, "fm", "--prompt", "a warm bass note", "-o", tmp_path / "bass", *FAST)
     assert code == 0, err
     assert "has not learned" not in err
+
+
+def test_separation_closing_scores_average_each_windows_first_and_last_score():
+    from audiosds.cli import _separation_scores
+
+    rows = [
+        {"window": 0.0, "score_1": 0.1, "score_2": 0.5},
+        {"window": 0.0, "score_1": None, "score_2": None},
+        {"window": 0.0, "score_1": 0.3, "score_2": 0.4},
+        {"window": 1.0, "score_1": 0.2, "score_2": 0.6},
+        {"window": 1.0, "score_1": 0.5, "score_2": 0.8},
+    ]
+    assert _separation_scores(rows, 2) == "; prompt scores 0.150 -> 0.400, 0.550 -> 0.600"
+    assert _separation_scores([{"window": 0.0, "rec_loss": 1.0}], 2) == ""  # --no-score: nothing to say
