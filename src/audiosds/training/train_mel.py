@@ -1,7 +1,8 @@
 """Train the embedded mel prior: a text-conditioned EDM denoiser over normalised log-mel spectrograms.
 
     python -m audiosds.training.train_mel --out DIR [--data SOUNDS_DIR] [--resume] [--threads 1]
-        [--seed 0] [--minutes M] [--steps N] [--cache DIR] [--export-only] [--set KEY=VALUE ...]
+        [--seed 0] [--minutes M] [--steps N] [--stop-at STEP] [--cache DIR] [--export-only]
+        [--set KEY=VALUE ...]
 
 1. The data (:mod:`audiosds.training.mel_data`): world clips plus, with ``--data``, real recordings
    (a folder with ``manifest.csv``), with reverberation as an attribute, cached once as log-mels with
@@ -331,6 +332,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--minutes", type=float, default=None, help="stop early after this wall time")
     parser.add_argument("--steps", type=int, default=None, help="total steps (default: the config's)")
+    parser.add_argument(
+        "--stop-at", type=int, default=None, help="stop at this step (the LR schedule still follows --steps)"
+    )
     parser.add_argument("--cache", type=Path, default=None, help="folder holding cache/ (default OUT)")
     parser.add_argument("--export-only", action="store_true", help="re-export OUT's checkpoint and exit")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (results depend on it)")
@@ -348,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     np.seterr(all="ignore")
-    train(cfg, args.out, args.data, resume=args.resume, minutes=args.minutes, cache=args.cache)
+    train(cfg, args.out, args.data, args.resume, args.minutes, args.cache, args.stop_at)
 
 
 if __name__ == "__main__":
