@@ -67,7 +67,12 @@ class FakeText:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("mel_run")
-    train_mel.train(TINY, out, None, text_encoder=FakeText())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the resumed run in the test below (module fixtures run before conftest's)
+    try:
+        train_mel.train(TINY, out, None, text_encoder=FakeText())
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
