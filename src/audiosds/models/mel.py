@@ -105,6 +105,16 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin_hz: float, fm
     return weights.astype(np.float32)
 
 
+def _spread(basis: Tensor) -> Tensor:
+    """(n_fft // 2 + 1, n_mels): row f holds the weights of the bands over linear bin f, summing to 1;
+    bins above fmax take the top band."""
+    weights = basis.T  # (F, M)
+    total = weights.sum(dim=1, keepdim=True)
+    top = torch.zeros_like(weights[0])
+    top[-1] = 1.0
+    return torch.where(total > 0, weights / total.clamp(min=1e-12), top)
+
+
 class MelSpectrogram(nn.Module):
     """Audio -> normalised log-mel ``z``, differentiable, and the inverse of the normalisation.
 
@@ -118,6 +128,7 @@ class MelSpectrogram(nn.Module):
         basis = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
         self.register_buffer("basis", torch.from_numpy(basis), persistent=False)
         self.register_buffer("window", torch.hann_window(cfg.win), persistent=False)
+        self.register_buffer("spread", _spread(self.basis), persistent=False)
 
     def frames(self, num_samples: int) -> int:
         """Mel frames for ``num_samples`` samples (the tail is padded to a whole hop)."""
@@ -175,15 +186,6 @@ class MelSpectrogram(nn.Module):
             log_mel (B, n_mels, T) -> (B, n_fft // 2 + 1, T)
         """
         return torch.matmul(self.spread.to(log_mel.dtype), torch.exp(log_mel))
-
-    @property
-    def spread(self) -> Tensor:
-        """(n_fft // 2 + 1, n_mels): row f holds the weights of the bands over linear bin f, summing to 1."""
-        basis = self.basis.T  # (F, M)
-        total = basis.sum(dim=1, keepdim=True)
-        top = torch.zeros_like(basis[0])
-        top[-1] = 1.0
-        return torch.where(total > 0, basis / total.clamp(min=1e-12), top)
 
     def normalise(self, log_mel: Tensor) -> Tensor:
         return (log_mel - self.config.offset) / self.config.scale
