@@ -11,7 +11,7 @@
 #
 # Quick checks pass extra flags per stage, e.g. AE_ARGS="--steps 200" DIFFUSION_ARGS="--steps 100 --clips 512"
 # (results then differ from the shipped weights). The envelope-latent candidate with the post-filter
-# (benchmarks/RESULTS.md, session 11; not shipped): AE_ARGS="--set model.envelope_bands=16 --set
+# (benchmarks/RESULTS.md; not shipped): AE_ARGS="--set model.envelope_bands=16 --set
 # model.postfilter=gate_fill --set model.postfilter_generated=gate".
 #
 # Starts itself in the background with nohup and returns. Progress: RUN_DIR/pipeline.log and

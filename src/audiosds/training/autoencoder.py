@@ -96,13 +96,13 @@ class AutoencoderConfig:
     # The decoder was also trained to render the envelope channels alone (learned channels zero;
     # finetune_decoder's drop_fraction), and latents the denoiser generates are decoded that way
     # (:meth:`Autoencoder.decode_envelope`): the denoiser generates band energies well and learned
-    # channels badly (benchmarks/RESULTS.md, session 8).
+    # channels badly (benchmarks/RESULTS.md).
     envelope_decoding: bool = False
     # How the decoder makes samples. "patch": the high-rate stack's channels unfolded into samples (two
     # sub-pixel upsamplers). "istft": from the latent-rate features, a log magnitude and a phase
     # direction per STFT bin (window istft_overlap * downsampling, hop downsampling, Hann), inverted by
     # torch.istft, with no upsampler to leak frame-rate images (the Vocos construction). Measured
-    # (RESULTS.md, session 10): neither returns a steady tone above ~2 kHz from the shipped encoder's
+    # (RESULTS.md): neither returns a steady tone above ~2 kHz from the shipped encoder's
     # latent, and the istft head trained jointly learned more slowly.
     decoder_head: str = "patch"
     istft_overlap: int = 4
@@ -117,13 +117,13 @@ class AutoencoderConfig:
     # band-frame louder than its envelope value (the low-frequency images a decoder leaks when it
     # cannot place a high partial's phase); "gate_fill" also fills band-frames above
     # ``postfilter_fill_hz`` that are too quiet with fixed-seed noise of the missing energy (the high
-    # band a decoder attenuates). Measured (RESULTS.md, session 11): the feature judge names the family
+    # band a decoder attenuates). Measured (RESULTS.md): the feature judge names the family
     # of 73.9% of an envelope autoencoder's reconstructions of 310 held-out clips, 87.1% with "gate_fill".
     postfilter: str = "none"
     postfilter_fill_hz: float = 2000.0
     # The post-filter for latents the denoiser generated (:meth:`Autoencoder.decode_generated`); None:
     # ``postfilter``. Their envelope channels are generated too, and a fill renders whatever energy a
-    # generated envelope puts in the high band (flute prompts came out as hiss, session 11).
+    # generated envelope puts in the high band (flute prompts came out as hiss).
     postfilter_generated: str | None = None
 
     def __post_init__(self) -> None:

@@ -4,7 +4,7 @@ Why: under the reconstruction loss alone (``train_autoencoder.reconstruction_los
 autoencoder leaves a floor about 30 dB below the clip in bands a clip leaves empty and renders
 content above 2 kHz 11-22 dB too quiet (birds, glass clinks, whistles). A discriminator asks instead
 whether the decoded spectrogram looks like a world clip's, which is how neural audio codecs keep
-their highs. Measured (benchmarks/RESULTS.md, session 10): against the shipped encoder it trained as
+their highs. Measured (benchmarks/RESULTS.md): against the shipped encoder it trained as
 intended and did not move the family judge; that encoder hardly responds to tones above 2 kHz.
 
 What: one small 2-D convolutional network per STFT size, each reading three channels of the

@@ -20,16 +20,16 @@ fidelity (10.8 -> 8.4 dB) for robustness and did not improve generation, so the 
 (``scripts/train_embedded.sh``) does not run this stage and the shipped decoder is the
 autoencoder's own. Kept as a tested tool for retrained autoencoders.
 
-Second experiment (2026-11-30, session 8, RESULTS.md): on an envelope-latent autoencoder, noise on
+Second experiment (2026-11-30, RESULTS.md): on an envelope-latent autoencoder, noise on
 the learned channels only (up to 1.5 x their std; ``envelope_noise`` for the computed ones) and rows
 noisier than ``phase_free_above`` scored without phase, so the decoder would learn to render the band
 energies when the learned channels are unreliable. Generation rose by about one standard error only.
 
-Third (session 9): ``drop_fraction`` rows decode the envelope channels alone (learned channels zero,
+Third (2026-11-30): ``drop_fraction`` rows decode the envelope channels alone (learned channels zero,
 scored without phase); the export sets ``envelope_decoding``, so generated latents are decoded that way.
 16 band energies rendered alone were judged right 18% (generated) / 32% (a real clip's) of the time.
 
-Fourth (session 10): against a spectrogram discriminator (``adversarial``, ``feature_matching``;
+Fourth (2026-11-30): against a spectrogram discriminator (``adversarial``, ``feature_matching``;
 ``discriminator.py``), and fresh decoders (``decoder``: the patch head or the inverse-STFT head) on
 the shipped encoder. None was judged better; no decoder on that encoder returns a steady tone above
 2 kHz (``benchmarks/prior_diagnostics.py --sections tones``): the encoder hardly responds to one.

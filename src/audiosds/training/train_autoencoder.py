@@ -70,13 +70,13 @@ class LossConfig:
     preemphasis: float = 0.0
     # With preemphasis > 0: the loss is (1 - preemphasis_mix) x the plain terms + preemphasis_mix x the
     # pre-emphasised ones (1 = pre-emphasised only). Pre-emphasis alone makes the encoder answer high
-    # tones and loses the low band's phase (RESULTS.md, session 10); a mix keeps both in the loss.
+    # tones and loses the low band's phase (RESULTS.md); a mix keeps both in the loss.
     preemphasis_mix: float = 1.0
     # Highest frequency, as a fraction of Nyquist, whose phase the loss sees: above it the waveform term
     # compares nothing (both signals are low-passed there) and the complex term compares STFT
     # magnitudes, so a high partial whose phase the latent cannot place costs its magnitude error, not
     # up to twice its energy (which the decoder avoids by attenuating it). 1 = phase everywhere.
-    # Measured (RESULTS.md, session 9): 0.25 helped a 1500-step pilot, reconstructed worse in full.
+    # Measured (RESULTS.md): 0.25 helped a 1500-step pilot, reconstructed worse in full.
     phase_cutoff: float = 1.0
 
     def __post_init__(self) -> None:
