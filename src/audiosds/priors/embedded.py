@@ -23,17 +23,15 @@ export step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import Tensor
 
-from audiosds.models.text import EMBED_DIM, TextEncoder, TextEncoderConfig
 from audiosds.models.weights import EmbeddedWeightsError, load_denoiser, load_state, read_config
 from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig
 
-from .base import Conditioning, Prior, check_prompts
+from .text_denoiser import TextDenoiserPrior
 
 AUTOENCODER = "autoencoder"
 DENOISER = "denoiser"
@@ -67,7 +65,7 @@ def load_autoencoder(folder: str | Path) -> Autoencoder:
     return model.eval()
 
 
-class EmbeddedPrior(Prior):
+class EmbeddedPrior(TextDenoiserPrior):
     """The shipped CPU prior: VAE + EDM U-Net + frozen MiniLM text embeddings.
 
     Conditioning tensors: ``text`` (P, 384), MiniLM embeddings or the null embedding.
@@ -95,19 +93,11 @@ class EmbeddedPrior(Prior):
                 f"match the autoencoder's {ae_cfg.total_channels} latent channels (autoencoder.json "
                 f"latent_channels {ae_cfg.latent_channels} + envelope_bands {ae_cfg.envelope_bands})"
             )
-        if dn_cfg.cond_dim != EMBED_DIM:
-            raise EmbeddedWeightsError(
-                f"embedded prior weights: denoiser.json cond_dim: expected {EMBED_DIM}, got {dn_cfg.cond_dim}"
-            )
         self.sample_rate = ae_cfg.sample_rate
         self.channels = 1
         self.latent_channels = ae_cfg.total_channels
         self.downsampling = ae_cfg.downsampling
-        self.sigma_min = float(dn_cfg.sigma_min)
-        self.sigma_max = float(dn_cfg.sigma_max)
-        self.sigma_data = float(dn_cfg.sigma_data)
-        # Not a submodule: the frozen text model is loaded on the first embed() and never moved or trained.
-        self.text_encoder = TextEncoder(TextEncoderConfig(model_dir=config.text_model_dir))
+        self._use_denoiser(self.denoiser, config.text_model_dir)
         self.to(config.device)
         self.eval()
 
@@ -138,25 +128,6 @@ class EmbeddedPrior(Prior):
             z (B, D, T) -> x (B, 1, T * downsampling)
         """
         return self.autoencoder.decode_generated(z)
-
-    # -- text -------------------------------------------------------------------------
-    def _text(self, prompts: Sequence[str]) -> Tensor:
-        return self.text_encoder(prompts).to(self.device)
-
-    def embed(self, prompts: Sequence[str], negative: Sequence[str] | None = None) -> Conditioning:
-        """MiniLM embeddings of P prompts; the unconditional branch is the trained null embedding,
-        or the negative prompts' embeddings when given (P of them)."""
-        prompts, negative = check_prompts(prompts, negative)
-        if negative is not None:
-            uncond = self._text(negative)
-        else:
-            uncond = self.denoiser.null_embedding(len(prompts)).detach().clone()
-        return Conditioning({"text": self._text(prompts)}, {"text": uncond}, prompts, negative)
-
-    # -- the denoiser -----------------------------------------------------------------
-    def _denoise_batch(self, z_sigma: Tensor, sigma: Tensor, cond: dict[str, Tensor]) -> Tensor:
-        """EDM-preconditioned U-Net on the batch, each row with its own sigma and text row."""
-        return self.denoiser(z_sigma, sigma, cond["text"].to(device=z_sigma.device, dtype=z_sigma.dtype))
 
 
 __all__ = [

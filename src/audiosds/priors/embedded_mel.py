@@ -19,18 +19,17 @@ its normalisation) and ``training.json`` (provenance), written by the training s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import Tensor
 
 from audiosds.models.mel import MelConfig, MelSpectrogram
-from audiosds.models.text import EMBED_DIM, TextEncoder, TextEncoderConfig
+from audiosds.models.text import EMBED_DIM
 from audiosds.models.vocoder import VocoderConfig, VocoderError, load_vocoder
 from audiosds.models.weights import EmbeddedWeightsError, load_denoiser, read_config
 
-from .base import Conditioning, Prior, check_prompts
+from .text_denoiser import TextDenoiserPrior
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def default_weights_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "weights" / "embedded_mel"
 
 
-class EmbeddedMelPrior(Prior):
+class EmbeddedMelPrior(TextDenoiserPrior):
     """Mel-spectrogram EDM prior + HiFi-GAN vocoder + frozen MiniLM text embeddings.
 
     Conditioning tensors: ``text`` (P, 384), MiniLM embeddings or the null embedding.
@@ -93,11 +92,7 @@ class EmbeddedMelPrior(Prior):
         self.channels = 1
         self.latent_channels = mel_cfg.n_mels
         self.downsampling = mel_cfg.hop
-        self.sigma_min = float(dn_cfg.sigma_min)
-        self.sigma_max = float(dn_cfg.sigma_max)
-        self.sigma_data = float(dn_cfg.sigma_data)
-        # Not a submodule: the frozen text model is loaded on the first embed() and never moved or trained.
-        self.text_encoder = TextEncoder(TextEncoderConfig(model_dir=config.text_model_dir))
+        self._use_denoiser(self.denoiser, config.text_model_dir)
         self.to(config.device)
         self.eval()
 
@@ -132,25 +127,6 @@ class EmbeddedMelPrior(Prior):
         if (n_fft, hop) != (cfg.n_fft, cfg.hop):
             return None
         return self.mel.linear_magnitudes(self.mel.denormalise(z))[:, None]
-
-    # -- text -------------------------------------------------------------------------
-    def _text(self, prompts: Sequence[str]) -> Tensor:
-        return self.text_encoder(prompts).to(self.device)
-
-    def embed(self, prompts: Sequence[str], negative: Sequence[str] | None = None) -> Conditioning:
-        """MiniLM embeddings of P prompts; the unconditional branch is the trained null embedding,
-        or the negative prompts' embeddings when given (P of them)."""
-        prompts, negative = check_prompts(prompts, negative)
-        if negative is not None:
-            uncond = self._text(negative)
-        else:
-            uncond = self.denoiser.null_embedding(len(prompts)).detach().clone()
-        return Conditioning({"text": self._text(prompts)}, {"text": uncond}, prompts, negative)
-
-    # -- the denoiser -----------------------------------------------------------------
-    def _denoise_batch(self, z_sigma: Tensor, sigma: Tensor, cond: dict[str, Tensor]) -> Tensor:
-        """EDM-preconditioned U-Net on the batch, each row with its own sigma and text row."""
-        return self.denoiser(z_sigma, sigma, cond["text"].to(device=z_sigma.device, dtype=z_sigma.dtype))
 
 
 __all__ = ["EmbeddedMelConfig", "EmbeddedMelPrior", "default_weights_dir"]
