@@ -27,6 +27,7 @@ from audiosds.training.autoencoder import Autoencoder, AutoencoderConfig, band_e
 from audiosds.training.data import DataConfig, audio_batch, load_or_render_cache
 from audiosds.training.run import export_weights
 from audiosds.world import FAMILIES
+from fake_text import FakeText
 
 SR = 16000
 TINY_AE = AutoencoderConfig(
@@ -45,15 +46,6 @@ TINY_DN = DenoiserConfig(
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-class FakeText:
-    """Deterministic 384-d 'embeddings' from the caption's bytes (keeps training tests MiniLM-free)."""
-
-    def __call__(self, captions: list[str]) -> torch.Tensor:
-        rows = []
-        for c in captions:
-            g = torch.Generator().manual_seed(sum(c.encode()) * 7919 + len(c))
-            rows.append(torch.nn.functional.normalize(torch.randn(EMBED_DIM, generator=g), dim=0))
-        return torch.stack(rows)
 
 
 # -- fixtures ------------------------------------------------------------------------------------

