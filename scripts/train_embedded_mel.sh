@@ -5,8 +5,8 @@
 #   scripts/train_embedded_mel.sh DATA_DIR [RUN_DIR] [SEED] [THREADS]   (defaults: -, train_runs/mel, 0, 1)
 #
 # DATA_DIR is the real-sound folder (manifest.csv: ESC-10, drum one-shots, spoken digits, plate IRs).
-# The weights are bit-reproducible for a given seed and thread count on one machine; 12,000 steps take
-# about 2.2 h at one thread (0.67 s/step beside other work). Extra flags: TRAIN_ARGS="--steps 200".
+# The weights are bit-reproducible for a given seed and thread count on one machine; the 20,000 steps
+# (a 12,000-step cosine cycle, then a warm restart) take about 3.4 h at one thread (0.55-0.75 s/step). Extra flags: TRAIN_ARGS="--steps 200".
 #
 # Starts itself in the background with nohup and returns. Progress: RUN_DIR/pipeline.log and
 # RUN_DIR/diffusion/log.txt. Running it again resumes from the last checkpoint (a finished run only

@@ -184,11 +184,20 @@ class Schedule:
     grad_clip: float
     log_every: int
     checkpoint_every: int
+    # Steps of a first, shorter cosine cycle (0: none). From this step on the LR follows the cosine
+    # over ``steps`` from where it stands there: a warm restart, so a run trained to ``first_cycle``
+    # and then extended is the same run as one that was planned this way from the start.
+    first_cycle: int = 0
 
     @classmethod
     def of(cls, cfg: object) -> Schedule:
-        """The schedule fields of a training config."""
-        return cls(**{name: getattr(cfg, name) for name in cls.__dataclass_fields__})
+        """The schedule fields of a training config (``first_cycle`` is optional)."""
+        return cls(**{name: getattr(cfg, name) for name in cls.__dataclass_fields__ if hasattr(cfg, name)})
+
+    def rate(self, step: int) -> float:
+        """The learning rate of ``step``."""
+        cycle = self.first_cycle if 0 < self.first_cycle < self.steps and step < self.first_cycle else self.steps
+        return cosine_lr(step, cycle, self.lr, self.warmup, self.final_lr_fraction)
 
 
 class Trainer:
@@ -258,7 +267,7 @@ class Trainer:
         while self.step < last and not budget.expired():
             step = self.step
             self.model.train()
-            lr = cosine_lr(step, schedule.steps, schedule.lr, schedule.warmup, schedule.final_lr_fraction)
+            lr = schedule.rate(step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
             loss, parts = loss_of_step(step)

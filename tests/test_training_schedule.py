@@ -1,0 +1,53 @@
+"""The training LR schedule: warmup, cosine decay, and the warm restart of an extended run."""
+
+import math
+
+import pytest
+
+from audiosds.training.run import Schedule, cosine_lr
+from audiosds.training.train_mel import MelTrainConfig
+
+
+def schedule(steps: int, first_cycle: int = 0) -> Schedule:
+    return Schedule(
+        steps=steps, lr=1.0, warmup=10, final_lr_fraction=0.1, grad_clip=1.0, log_every=1,
+        checkpoint_every=1, first_cycle=first_cycle,
+    )
+
+
+def test_cosine_lr_closed_form():
+    assert cosine_lr(0, 110, 1.0, 10, 0.1) == pytest.approx(0.1)  # (step + 1) / warmup
+    assert cosine_lr(10, 110, 1.0, 10, 0.1) == pytest.approx(1.0)
+    assert cosine_lr(60, 110, 1.0, 10, 0.1) == pytest.approx(0.55)  # half way: 0.1 + 0.9 / 2
+    assert cosine_lr(110, 110, 1.0, 10, 0.1) == pytest.approx(0.1)
+    assert cosine_lr(500, 110, 1.0, 10, 0.1) == pytest.approx(0.1)
+
+
+def test_without_first_cycle_the_rate_is_one_cosine():
+    s = schedule(110)
+    assert [s.rate(k) for k in range(120)] == [cosine_lr(k, 110, 1.0, 10, 0.1) for k in range(120)]
+
+
+def test_extended_run_follows_the_short_cycle_then_restarts_on_the_long_one():
+    short, extended = schedule(60), schedule(160, first_cycle=60)
+    assert [extended.rate(k) for k in range(60)] == [short.rate(k) for k in range(60)]
+    # At the restart the rate jumps up to where the long cosine stands, then decays to the floor.
+    progress = (60 - 10) / (160 - 10)
+    assert extended.rate(60) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    assert extended.rate(59) < 0.11 < extended.rate(60)
+    rates = [extended.rate(k) for k in range(60, 161)]
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False)) and rates[-1] == pytest.approx(0.1)
+
+
+def test_a_first_cycle_not_shorter_than_the_run_is_ignored():
+    assert schedule(60, first_cycle=60).rate(59) == schedule(60).rate(59)
+    assert schedule(60, first_cycle=90).rate(30) == schedule(60).rate(30)
+
+
+def test_configs_without_first_cycle_still_give_a_schedule():
+    class Legacy:
+        steps, lr, warmup, final_lr_fraction, grad_clip, log_every, checkpoint_every = 5, 1.0, 1, 0.1, 1.0, 1, 1
+
+    assert Schedule.of(Legacy()).first_cycle == 0
+    mel = Schedule.of(MelTrainConfig())
+    assert 0 < mel.first_cycle < mel.steps
