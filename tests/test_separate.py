@@ -262,7 +262,7 @@ def test_same_seed_same_bytes_and_the_prior_is_untouched(prior: AnalyticPrior) -
 
 
 def test_default_sds_is_separation_own_and_overrides_apply() -> None:
-    sds = separation_sds()  # RESULTS.md, "where the guidance points" (session 14)
+    sds = separation_sds()  # RESULTS.md, "where the guidance points"
     assert (sds.mode, sds.t_min, sds.t_max, sds.cfg_scale) == ("decoder", 0.3, 0.65, 7.5)
     changed = separation_sds(t_max=0.7, weighting="sigma")
     assert (changed.t_min, changed.t_max, changed.weighting, changed.cfg_scale) == (0.3, 0.7, "sigma", 7.5)
