@@ -1,4 +1,4 @@
-"""Helpers shared by the tests of the benchmarks' job cache (``benchmarks/shards.py``)."""
+"""Helpers shared by the tests of the benchmarks' job cache (``audiosds.bench.shards``)."""
 
 from __future__ import annotations
 

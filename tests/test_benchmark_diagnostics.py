@@ -1,25 +1,20 @@
-"""The band-energy check of ``benchmarks/prior_diagnostics.py``: closed-form tones and a stand-in
+"""The band-energy check of ``audiosds.bench.prior_diagnostics``: closed-form tones and a stand-in
 prior whose autoencoder is the identity or a gain."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from audiosds.bench import embedded_prior, prior_prompt_scores
+from audiosds.bench import prior_diagnostics as diagnostics
+
 SR = 16000
-_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(_DIR))  # the script imports its sibling judge.py
-_spec = importlib.util.spec_from_file_location("benchmarks_prior_diagnostics", _DIR / "prior_diagnostics.py")
-diagnostics = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = diagnostics
-_spec.loader.exec_module(diagnostics)
 
 
 def _tone(freq_hz: float, n: int = 16000) -> torch.Tensor:
@@ -63,13 +58,8 @@ def test_bands_report_what_the_autoencoder_keeps(high_gain: float, expected_db: 
 
 
 def test_prior_prompt_scores_reports_generated_and_initial_scores(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "benchmarks_prior_prompt_scores", _DIR / "prior_prompt_scores.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     out = tmp_path / "scores.md"
-    module.main(
+    prior_prompt_scores.main(
         ["--prior", "analytic", "--prompts", "a bell", "glass breaking", "--clips", "2", "--renders", "1"]
         + ["--steps", "2", "--seconds", "0.5", "--out", str(out)]
     )
@@ -98,16 +88,8 @@ def test_between_share_is_anova_between_over_total() -> None:
     assert diagnostics.between_share(two, ["a", "a", "b", "b"]) == pytest.approx(1.0)
 
 
-def _embedded_prior_module():
-    spec = importlib.util.spec_from_file_location("benchmarks_embedded_prior", _DIR / "embedded_prior.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_generation_prompts_follow_the_caption_split() -> None:
-    module = _embedded_prior_module()
+    module = embedded_prior
     held = module._generation_prompts(0, 2, "heldout")
     train = module._generation_prompts(0, 2, "train")
     assert held == module._generation_prompts(0, 2)  # held-out phrasings stay the default
@@ -120,7 +102,7 @@ def test_generation_prompts_follow_the_caption_split() -> None:
 
 
 def test_generation_prompts_of_some_families_are_those_of_the_full_run() -> None:
-    module = _embedded_prior_module()
+    module = embedded_prior
     full = module._generation_prompts(0, 3)
     some = module._generation_prompts(0, 3, families=["wind", "kick"])
     assert some == [job for job in full if job[0] in ("wind", "kick")]

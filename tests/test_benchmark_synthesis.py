@@ -1,11 +1,9 @@
-"""Resumable, sharded runs of ``benchmarks/synthesis_curves.py`` on the analytic prior with a
+"""Resumable, sharded runs of ``audiosds.bench.synthesis_curves`` on the analytic prior with a
 closed-form scorer: two shards then ``--report-only`` give the unsharded report and plot, a killed
 run resumes without rerunning finished jobs, a changed setting is never served a cached line."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,22 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from audiosds.bench import synthesis_curves as synthesis
 from audiosds.scorer import PromptScorer
 from benchmark_cache import CallCounter, cache_records, report_tables
-
-_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
-_load("shards", _DIR / "shards.py")  # the script imports its job cache from its own folder
-synthesis = _load("benchmarks_synthesis_curves", _DIR / "synthesis_curves.py")
 
 
 class BandScorer(PromptScorer):

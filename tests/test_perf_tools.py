@@ -1,4 +1,4 @@
-"""The measurement helpers of ``benchmarks/perf.py``: their logic, never their timings.
+"""The measurement helpers of ``audiosds.bench.perf``: their logic, never their timings.
 
 Clocks are faked where a helper reads one; memory helpers are checked against allocations of
 known size; the floor is checked by counting the prior calls it makes.
@@ -6,21 +6,15 @@ known size; the floor is checked by counting the prior calls it makes.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from audiosds.bench import report, sao
+from audiosds.bench.perf import measure, work
 from audiosds.priors.analytic import AnalyticPrior
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "perf.py"
-_spec = importlib.util.spec_from_file_location("benchmarks_perf", _PATH)
-perf = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = perf  # dataclasses look their module up while the file executes
-_spec.loader.exec_module(perf)
 
 MIB = 2**20
 
@@ -30,12 +24,12 @@ MIB = 2**20
 
 def test_iteration_times_drops_the_unstamped_first_iteration_and_the_warmup():
     stamps = [10.0, 11.0, 13.0, 16.0, 20.0]  # iterations 1..4 lasted 1, 2, 3, 4
-    assert perf.iteration_times(stamps, warmup=0) == [1.0, 2.0, 3.0, 4.0]
-    assert perf.iteration_times(stamps, warmup=2) == [3.0, 4.0]
+    assert measure.iteration_times(stamps, warmup=0) == [1.0, 2.0, 3.0, 4.0]
+    assert measure.iteration_times(stamps, warmup=2) == [3.0, 4.0]
     with pytest.raises(ValueError, match="at least"):
-        perf.iteration_times(stamps, warmup=4)
+        measure.iteration_times(stamps, warmup=4)
     with pytest.raises(ValueError, match="non-decreasing"):
-        perf.iteration_times([0.0, 2.0, 1.0], warmup=0)
+        measure.iteration_times([0.0, 2.0, 1.0], warmup=0)
 
 
 def test_median_time_skips_warmup_calls_and_takes_the_median(monkeypatch):
@@ -45,69 +39,69 @@ def test_median_time_skips_warmup_calls_and_takes_the_median(monkeypatch):
     def fn() -> None:
         clock[0] += next(durations)
 
-    monkeypatch.setattr(perf.time, "perf_counter", lambda: clock[0])
-    assert perf.median_time(fn, warmup=1, repeats=4) == 5.0  # median of 7, 1, 9, 3
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: clock[0])
+    assert measure.median_time(fn, warmup=1, repeats=4) == 5.0  # median of 7, 1, 9, 3
     with pytest.raises(StopIteration):
         fn()  # exactly warmup + repeats calls were made
     with pytest.raises(ValueError, match="repeats"):
-        perf.median_time(fn, warmup=0, repeats=0)
+        measure.median_time(fn, warmup=0, repeats=0)
 
 
 @pytest.mark.parametrize("exponent", [0.0, 0.5, 1.0, 1.5, 2.0])
 def test_loglog_slope_recovers_power_laws(exponent):
     xs = [1.0, 2.0, 4.0, 8.0, 30.0]
     ys = [3.0 * x**exponent for x in xs]
-    assert perf.loglog_slope(xs, ys) == pytest.approx(exponent, abs=1e-9)
+    assert measure.loglog_slope(xs, ys) == pytest.approx(exponent, abs=1e-9)
 
 
 def test_loglog_slope_rejects_unusable_input():
     with pytest.raises(ValueError):
-        perf.loglog_slope([1.0], [1.0])
+        measure.loglog_slope([1.0], [1.0])
     with pytest.raises(ValueError):
-        perf.loglog_slope([1.0, 2.0], [1.0, 0.0])
+        measure.loglog_slope([1.0, 2.0], [1.0, 0.0])
     with pytest.raises(ValueError):
-        perf.loglog_slope([2.0, 2.0], [1.0, 3.0])
+        measure.loglog_slope([2.0, 2.0], [1.0, 3.0])
 
 
 def test_markdown_table_layout_and_ragged_rows():
-    table = perf.markdown_table(["a", "b"], [[1, "x"], [2.5, "y"]])
+    table = report.markdown_table(["a", "b"], [[1, "x"], [2.5, "y"]])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x |", "| 2.5 | y |"]
     with pytest.raises(ValueError, match=r"rows\[1\]"):
-        perf.markdown_table(["a", "b"], [[1, 2], [3]])
+        report.markdown_table(["a", "b"], [[1, 2], [3]])
 
 
 def test_plans_full_covers_the_issue_grid_and_quick_is_a_subset():
-    for prior in perf.PRIORS:
-        full, quick = perf.make_plan(prior, False), perf.make_plan(prior, True)
+    for prior in work.PRIORS:
+        full, quick = work.make_plan(prior, False), work.make_plan(prior, True)
         assert full.draws == (1, 4, 8) and full.steps == (1, 2, 4, 8)
         assert full.cli_iters is None and full.sources[0] == 2 and full.sources[-1] == 8
         assert set(quick.draws) <= set(full.draws) and set(quick.steps) <= set(full.steps)
         assert set(quick.lengths) <= set(full.lengths)
-    assert perf.make_plan("analytic", False).lengths[-1] == 30.0
+    assert work.make_plan("analytic", False).lengths[-1] == 30.0
     with pytest.raises(ValueError, match="prior"):
-        perf.make_plan("nope", False)
+        work.make_plan("nope", False)
 
 
 def test_make_mixture_is_seeded_mono_and_peak_normalised():
-    a = perf.make_mixture(3, 8000, 16000, seed=1)
+    a = work.make_mixture(3, 8000, 16000, seed=1)
     assert a.shape == (1, 8000) and a.dtype == np.float32
     assert np.abs(a).max() == pytest.approx(0.5)
-    assert np.array_equal(a, perf.make_mixture(3, 8000, 16000, seed=1))
-    assert not np.array_equal(a, perf.make_mixture(3, 8000, 16000, seed=2))
+    assert np.array_equal(a, work.make_mixture(3, 8000, 16000, seed=1))
+    assert not np.array_equal(a, work.make_mixture(3, 8000, 16000, seed=2))
 
 
 # -- memory ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(perf.rss_method() != "VmHWM reset", reason="needs a resettable VmHWM (Linux >= 4.0)")
+@pytest.mark.skipif(measure.rss_method() != "VmHWM reset", reason="needs a resettable VmHWM (Linux >= 4.0)")
 def test_peak_rss_sees_each_block_alone():
-    with perf.PeakRSS() as big:
+    with measure.PeakRSS() as big:
         x = torch.ones(64 * MIB // 4)  # 64 MiB, touched
         del x
-    with perf.PeakRSS() as small:
+    with measure.PeakRSS() as small:
         y = torch.ones(32 * MIB // 4)  # below the earlier peak: a max-RSS delta would report 0
         del y
-    with perf.PeakRSS() as none:
+    with measure.PeakRSS() as none:
         pass
     assert 60 * MIB <= big.peak_bytes <= 80 * MIB
     assert 28 * MIB <= small.peak_bytes <= 48 * MIB
@@ -117,11 +111,11 @@ def test_peak_rss_sees_each_block_alone():
 
 def test_run_command_reports_the_child_alone():
     exe = sys.executable
-    wall, code, rss, last = perf.run_command(
+    wall, code, rss, last = measure.run_command(
         [exe, "-c", "import sys; sys.stderr.write('first\\nlast line\\n'); sys.exit(3)"], {}
     )
     assert code == 3 and last == "last line" and wall > 0
-    _, code, big, _ = perf.run_command([exe, "-c", "b = bytearray(200 * 2**20)"], {})
+    _, code, big, _ = measure.run_command([exe, "-c", "b = bytearray(200 * 2**20)"], {})
     assert code == 0
     # the pytest process (torch imported) is far bigger than a bare interpreter: nothing is inherited
     assert rss < 64 * MIB <= 200 * MIB <= big
@@ -146,7 +140,7 @@ def test_floor_makes_exactly_the_prior_calls_of_one_sds_iteration():
     prior._denoise_batch = spy("denoise", denoise)
     prior.decode = spy("decode", decode)
     renders, draws, steps, n = 2, 3, 4, 640
-    run = perf.floor_call(prior, renders, n, draws, steps, ["a dog", "a cat"])
+    run = work.floor_call(prior, renders, n, draws, steps, ["a dog", "a cat"])
     assert all(not v for v in calls.values())  # nothing runs before the call
     run()
     rows = renders * draws
@@ -159,7 +153,7 @@ def test_floor_makes_exactly_the_prior_calls_of_one_sds_iteration():
     expected = torch.stack([prior.prompt_mean(p) for p in ["a dog"] * 3 + ["a cat"] * 3 + [""] * 6])
     assert torch.equal(cond["mean"], expected)
     with pytest.raises(ValueError, match="prompts"):
-        perf.floor_call(prior, 2, n, 1, 1, ["a", "b", "c"])
+        work.floor_call(prior, 2, n, 1, 1, ["a", "b", "c"])
 
 
 def test_source_decode_differentiates_the_decoder_on_the_k_latents():
@@ -172,7 +166,7 @@ def test_source_decode_differentiates_the_decoder_on_the_k_latents():
         return decode(z)
 
     prior.decode = spy
-    run = perf.source_decode_call(prior, num_sources=3, num_samples=640)
+    run = work.source_decode_call(prior, num_sources=3, num_samples=640)
     run()
     run()
     assert seen == [((3, prior.latent_channels, 10), True, True)] * 2
@@ -181,7 +175,7 @@ def test_source_decode_differentiates_the_decoder_on_the_k_latents():
 @pytest.mark.parametrize(("task", "sources"), [("fm", 1), ("impact", 1), ("separate", 3)])
 def test_run_task_stamps_every_iteration_of_the_real_loop(task, sources):
     prior = AnalyticPrior().freeze()
-    stamps = perf.run_task(prior, task, draws=2, steps=2, seconds=0.25, num_sources=sources, iters=4)
+    stamps = work.run_task(prior, task, draws=2, steps=2, seconds=0.25, num_sources=sources, iters=4)
     assert len(stamps) == 4
     assert stamps == sorted(stamps)
 
@@ -192,7 +186,7 @@ def test_run_task_stamps_every_iteration_of_the_real_loop(task, sources):
 def test_sao_shaped_folder_loads_with_the_real_geometry_and_stated_sizes(tmp_path):
     from audiosds.priors.stable_audio import StableAudioConfig, StableAudioPrior
 
-    config = perf.SaoShapedConfig(
+    config = sao.SaoShapedConfig(
         dit_layers=1,
         dit_heads=2,
         dit_kv_heads=1,
@@ -208,7 +202,7 @@ def test_sao_shaped_folder_loads_with_the_real_geometry_and_stated_sizes(tmp_pat
         t5_ff=32,
         text_tokens=40,
     )
-    folder = perf.build_sao_shaped(tmp_path / "sao", config)
+    folder = sao.build_sao_shaped(tmp_path / "sao", config)
     prior = StableAudioPrior.from_config(StableAudioConfig(model=str(folder)))
     assert (prior.sample_rate, prior.channels, prior.latent_channels, prior.downsampling) == (
         44100,
@@ -224,7 +218,7 @@ def test_sao_shaped_folder_loads_with_the_real_geometry_and_stated_sizes(tmp_pat
     assert tuple(vae.channel_multiples) == (1, 1, 1, 1, 1) and vae.decoder_channels == 4
     assert vae.encoder_hidden_size == 128  # 2 x 64 latent channels: posterior mean and scale
     assert (t5.num_layers, t5.d_model, t5.num_heads, t5.d_ff) == (1, 16, 2, 32)
-    counts = perf.sao_parameter_counts(prior.transformer, prior.vae, prior.text_encoder)
+    counts = sao.sao_parameter_counts(prior.transformer, prior.vae, prior.text_encoder)
     assert counts["transformer (StableAudioDiTModel)"][1] == sum(
         p.numel() for p in prior.transformer.parameters()
     )

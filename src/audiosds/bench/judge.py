@@ -1,6 +1,6 @@
 """A family judge that is not the prior: hand-crafted spectral features + a nearest-centroid classifier.
 
-Used by ``benchmarks/embedded_prior.py`` (issue 3, "Must show") to label autoencoder reconstructions
+Used by ``audiosds.bench.embedded_prior`` (issue 3, "Must show") to label autoencoder reconstructions
 and generated clips with a sound-world family, independently of every learned network. Everything
 is numpy / scipy, fitted in a few seconds on held-out world clips; nothing is cached on disk.
 
@@ -44,7 +44,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import find_peaks, welch
 
-from audiosds.audio import resample
+from ..audio import resample
 
 _TINY = 1e-12
 _MODULATION_BANDS_HZ = ((0.3, 1.5), (1.5, 4.0), (4.0, 10.0), (10.0, 31.0))
@@ -506,7 +506,7 @@ def fit_world_judge(
         families: the families (all by default).
         config: feature settings.
     """
-    from audiosds.world import FAMILIES, sample_clips
+    from ..world import FAMILIES, sample_clips
 
     if clips_per_family < 1:
         raise ValueError(f"fit_world_judge clips_per_family: expected >= 1, got {clips_per_family}")

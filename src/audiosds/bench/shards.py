@@ -1,4 +1,4 @@
-"""Resumable, sharded benchmark jobs, shared by ``separation.py`` and ``synthesis_curves.py``.
+"""Resumable, sharded benchmark jobs, shared by ``separation`` and ``synthesis_curves``.
 
 A benchmark is a deterministic list of jobs, each with a ``key`` (a hash of every setting that
 changes its result). With ``--cache DIR`` each finished job appends one JSON line to a file of its
@@ -24,9 +24,8 @@ from typing import Protocol, TypeVar
 import torch
 from tqdm import tqdm
 
-from audiosds.audio import write_text
-from audiosds.priors import MODEL_FIELD
-from audiosds.priors.embedded import default_weights_dir
+from ..priors import MODEL_FIELD
+from ..priors.embedded import default_weights_dir
 
 HASH_LIMIT = 64 << 20  # weight files up to 64 MiB are fingerprinted by content, larger ones by size + mtime
 SHOW_MISSING = 5  # missing jobs named in a partial report
@@ -51,14 +50,6 @@ def shard_spec(text: str) -> tuple[int, int]:
     if match is None or not int(match[1]) < int(match[2]):
         raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N (e.g. 0/2), got {text!r}")
     return int(match[1]), int(match[2])
-
-
-def emit(lines: Sequence[str], out: str | Path | None) -> None:
-    """Print a markdown report (lines joined with newlines) and also write it to ``out`` if given."""
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if out is not None:
-        write_text(out, text)
 
 
 def add_prior_scorer_options(parser: argparse.ArgumentParser) -> None:
