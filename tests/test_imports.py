@@ -57,14 +57,14 @@ def _graph() -> dict[str, set[str]]:
 
 
 FORBIDDEN = {
-    "priors": {"renderers", "tasks", "training", "cli"},
-    "renderers": {"priors", "tasks", "training", "cli"},
-    "models": {"priors", "renderers", "tasks", "training", "cli", "scorer"},
-    "tasks": {"training", "cli"},
-    "scorer": {"training", "tasks", "cli"},
-    "sds": {"training", "tasks", "renderers", "cli"},
-    "sampling": {"training", "tasks", "renderers", "cli"},
-    "world": {"priors", "renderers", "tasks", "training", "cli", "models"},
+    "priors": {"renderers", "tasks", "training", "cli", "options"},
+    "renderers": {"priors", "tasks", "training", "cli", "options"},
+    "models": {"priors", "renderers", "tasks", "training", "cli", "options", "scorer"},
+    "tasks": {"training", "cli", "options"},
+    "scorer": {"training", "tasks", "cli", "options"},
+    "sds": {"training", "tasks", "renderers", "cli", "options"},
+    "sampling": {"training", "tasks", "renderers", "cli", "options"},
+    "world": {"priors", "renderers", "tasks", "training", "cli", "options", "models"},
 }
 
 
