@@ -217,13 +217,27 @@ def test_denoiser_batch_equals_singles(prior: EmbeddedPrior) -> None:
     torch.testing.assert_close(batch, singles, atol=1e-5, rtol=1e-5)
 
 
-def test_condition_changes_the_output(prior: EmbeddedPrior) -> None:
-    z = torch.randn(1, 4, 40, generator=torch.Generator().manual_seed(7))
-    a = torch.randn(1, EMBED_DIM, generator=torch.Generator().manual_seed(8))
+def test_each_row_is_the_edm_formula_of_the_network_on_its_own_condition(
+    prior: EmbeddedPrior, networks: tuple
+) -> None:
+    # Oracle: x0_hat = c_skip z + c_out F(c_in z, log(sigma) / 4, c), coefficients in closed form
+    # (Karras 2022, sigma_data = 0.7) and F the exported raw U-Net, called on each row's own condition.
+    _, dn = networks
+    g = torch.Generator().manual_seed(7)
+    z = torch.randn(4, 4, 40, generator=g)
+    z[1] = z[0]
+    a = torch.randn(EMBED_DIM, generator=g)
+    cond = torch.stack([a, -a, dn.null_cond.detach(), a])  # rows 0 and 1 differ only in the condition
+    sigma = torch.tensor([1.0, 1.0, 4.0, 0.3])
     with torch.no_grad():
-        x_a = prior._denoise_batch(z, torch.tensor([1.0]), {"text": a})
-        x_b = prior._denoise_batch(z, torch.tensor([1.0]), {"text": -a})
-    assert (x_a - x_b).abs().max() > 1e-3
+        got = prior._denoise_batch(z, sigma, {"text": cond})
+        sd = 0.7
+        s = sigma[:, None, None]
+        c_skip, c_out, c_in = sd**2 / (s**2 + sd**2), s * sd / (s**2 + sd**2).sqrt(), (s**2 + sd**2).rsqrt()
+        f = dn.net(c_in * z, sigma.log() / 4, cond)  # 40 frames: already a multiple of the U-Net stride
+    torch.testing.assert_close(got, c_skip * z + c_out * f, rtol=1e-5, atol=1e-5)
+    # The condition reaches F: rows 0 and 1 (same z and sigma, conditions a and -a) differ by c_out F.
+    assert (got[0] - got[1]).abs().max() > 0.05 * got[0].abs().max()
 
 
 def test_standardised_condition_is_scaled_by_the_caption_statistics() -> None:

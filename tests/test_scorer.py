@@ -116,10 +116,26 @@ def test_level_channels_and_lengths(tiny):
         assert tiny.embed_audio(_audio(1, seconds, 6)).shape == (1, TINY.embed_dim)
 
 
-def test_gradients_reach_the_audio(tiny):
+def test_the_audio_gradient_predicts_the_change_of_the_score(tiny):
+    def score(audio: torch.Tensor) -> float:
+        return float(tiny.score_pairs(audio, PROMPTS[:1]))
+
     x = _audio(1, 0.5, 7).requires_grad_(True)
     tiny.score_pairs(x, PROMPTS[:1]).sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
+    grad, x = x.grad, x.detach()
+    # The score ignores loudness (score(a x) = score(x)), so d score(a x) / da = <grad, x> = 0.
+    assert abs(float((grad * x).sum())) < 1e-4 * float(grad.norm() * x.norm())
+    with torch.no_grad():
+        # Ascent along the unit gradient raises the score, descent lowers it, each by h * ||grad|| to
+        # first order (h = 3e-3 on a clip of norm ~20 moves the score ~6e-3, far above float32 noise).
+        h, unit = 3e-3, grad / grad.norm()
+        assert score(x + h * unit) - score(x) == pytest.approx(h * float(grad.norm()), rel=0.05)
+        assert score(x) - score(x - h * unit) == pytest.approx(h * float(grad.norm()), rel=0.05)
+        # Along a random direction v the central difference is <grad, v>.
+        v = torch.randn(x.shape, generator=torch.Generator().manual_seed(8))
+        h, v = 1e-2, v / v.norm()
+        central = (score(x + h * v) - score(x - h * v)) / (2 * h)
+    assert central == pytest.approx(float((grad * v).sum()), rel=0.05)
 
 
 def test_contrastive_loss_closed_form():
