@@ -166,3 +166,35 @@ def test_a_written_config_reads_back_as_the_same_settings(tmp_path, capsys, comm
     assert yaml.safe_load(written[second].read_text()) == yaml.safe_load(written[first].read_text())
     saved = yaml.safe_load(written[first].read_text())
     assert saved["command"] == command and saved["threads"] == 1
+
+
+@pytest.mark.parametrize("command", ["fm", "impact"])
+def test_the_sds_defaults_follow_the_prior_named_by_flag_or_file(tmp_path, command):
+    from audiosds.priors import PRIOR_SDS
+    from audiosds.tasks.synthesize import SYNTHESIS_SDS
+
+    mel = PRIOR_SDS["embedded-mel"]["synthesis"]
+    assert mel["mode"] != SYNTHESIS_SDS["mode"]  # otherwise this test shows nothing
+    plain = layered_config(parse(command, "--prior", "analytic"))["sds"]
+    assert plain["mode"] == SYNTHESIS_SDS["mode"] and plain["t_max"] == SYNTHESIS_SDS["t_max"]
+    by_flag = layered_config(parse(command, "--prior", "embedded-mel"))["sds"]
+    assert {k: by_flag[k] for k in mel} == mel
+    assert by_flag["cfg_scale"] == SYNTHESIS_SDS["cfg_scale"]  # what the prior leaves alone
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"prior": {"name": "embedded-mel"}, "sds": {"t_max": 0.5}}))
+    by_file = layered_config(parse(command, "--config", path))["sds"]
+    assert by_file["mode"] == mel["mode"] and by_file["t_max"] == 0.5  # the file's own value wins
+    flag_wins = layered_config(parse(command, "--prior", "embedded-mel", "--mode", "spectral"))["sds"]
+    assert flag_wins["mode"] == "spectral"
+
+
+def test_the_python_api_takes_the_same_prior_defaults():
+    from audiosds.priors import build
+    from audiosds.tasks.separate import SEPARATION_SDS, separation_sds
+    from audiosds.tasks.synthesize import SYNTHESIS_SDS, synthesis_sds
+
+    assert synthesis_sds().mode == SYNTHESIS_SDS["mode"]
+    assert synthesis_sds("embedded-mel").mode == "latent"
+    assert synthesis_sds(build("analytic")).mode == SYNTHESIS_SDS["mode"]
+    assert synthesis_sds("embedded-mel", mode="decoder").mode == "decoder"
+    assert separation_sds("embedded-mel").t_max == SEPARATION_SDS["t_max"]

@@ -124,10 +124,10 @@ class Section:
         return getattr(self.cls, key, None)
 
 
-def schema(command: str) -> dict[str, Any]:
-    """The config ``command`` starts from, in the order its config file lists it: a plain default
-    per key, or a :class:`Section`."""
-    from .priors import DEFAULT_PRIOR
+def schema(command: str, prior: str | None = None) -> dict[str, Any]:
+    """The config ``command`` starts from with ``prior`` (default: the default prior), in the order
+    its config file lists it: a plain default per key, or a :class:`Section`."""
+    from .priors import DEFAULT_PRIOR, prior_sds
     from .renderers.fm import FMConfig
     from .renderers.impact import ImpactConfig
     from .sds import SDSConfig
@@ -137,7 +137,8 @@ def schema(command: str) -> dict[str, Any]:
     from .tasks.synthesize import SYNTHESIS_SDS, SynthesizeConfig
 
     head = {"command": command, "prompt": None, "negative": None}
-    run = {"device": "cpu", "threads": None, "prior": Section(base={"name": DEFAULT_PRIOR})}
+    prior = prior or DEFAULT_PRIOR
+    run = {"device": "cpu", "threads": None, "prior": Section(base={"name": prior})}
     if command in SYNTH:
         return {
             **head,
@@ -145,7 +146,7 @@ def schema(command: str) -> dict[str, Any]:
             **run,
             "renderer": Section(base={"batch_size": DEFAULT_PARTICLES}),
             "synthesize": Section(SynthesizeConfig),
-            "sds": Section(SDSConfig, SYNTHESIS_SDS),
+            "sds": Section(SDSConfig, {**SYNTHESIS_SDS, **prior_sds(prior, "synthesis")}),
             "loop": Section(LoopConfig),
         }
     if command == "separate":
@@ -156,7 +157,7 @@ def schema(command: str) -> dict[str, Any]:
             "negative": None,
             **run,
             "separate": Section(SeparateConfig),
-            "sds": Section(SDSConfig, SEPARATION_SDS),
+            "sds": Section(SDSConfig, {**SEPARATION_SDS, **prior_sds(prior, "separation")}),
             "loop": Section(LoopConfig),
         }
     return {
@@ -530,12 +531,15 @@ def layered_config(args: argparse.Namespace) -> dict[str, Any]:
     """Defaults < ``--config`` file < command-line flags, as one plain dict (what config.yaml holds).
 
     A section's keys are layered one by one: a file that sets ``sds: {cfg_scale: 5}`` keeps the
-    command's other SDS defaults.
+    command's other SDS defaults. The defaults are those of the prior the file or a flag names
+    (``audiosds.priors.PRIOR_SDS``).
     """
-    spec = schema(args.command)
+    given = read_config_file(args.config, args.command) if args.config is not None else {}
+    named = given.get("prior", {}).get("name") if isinstance(given.get("prior"), dict) else None
+    spec = schema(args.command, getattr(args, "prior", None) or named)
     cfg = {k: dict(v.base) if isinstance(v, Section) else v for k, v in spec.items()}
     if args.config is not None:
-        for key, value in read_config_file(args.config, args.command).items():
+        for key, value in given.items():
             if not isinstance(spec[key], Section):
                 cfg[key] = value
             elif isinstance(value, dict):

@@ -228,7 +228,7 @@ def methods(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSConf
     """(label, separation config, SDS config) for reconstruction only and ours per parametrization,
     with the ``--sep`` / ``--sds`` overrides."""
     out = []
-    sds = separation_sds(**args.sds_overrides)
+    sds = separation_sds(args.prior, **args.sds_overrides)
     for p in args.parametrizations:
         base = SeparateConfig(
             **{"iters": args.iters, "seed": args.seed, "gamma": args.gamma, **args.sep_overrides},
@@ -252,7 +252,7 @@ def ablations(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSCo
     latent = dataclasses.replace(base, parametrization="latent")
 
     def sds(**kw: object) -> SDSConfig:
-        return separation_sds(**{**args.sds_overrides, **kw})
+        return separation_sds(args.prior, **{**args.sds_overrides, **kw})
 
     both = ("decoder", "latent")
     return [
@@ -490,7 +490,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if "parametrization" in args.sep_overrides:
             raise ValueError("--sep parametrization: use --parametrizations")
         SeparateConfig(**args.sep_overrides)
-        check_member_sds(separation_sds(**args.sds_overrides))
+        check_member_sds(separation_sds(args.prior, **args.sds_overrides))
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     if args.mixtures < 1:

@@ -97,8 +97,8 @@ def synthesize_config(args: argparse.Namespace, seed: int) -> SynthesizeConfig:
 
 
 def sds_config(args: argparse.Namespace) -> SDSConfig:
-    """The SDS settings of every run: the synthesis defaults with the ``--sds`` overrides."""
-    return synthesis_sds(**args.sds_overrides)
+    """The SDS settings of every run: the synthesis defaults of the prior with the ``--sds`` overrides."""
+    return synthesis_sds(args.prior, **args.sds_overrides)
 
 
 def job_list(args: argparse.Namespace) -> list[Job]:
@@ -352,7 +352,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--score-every: expected >= 1, got {args.score_every}")
     try:
         args.sds_overrides = overrides(args.sds, SDSConfig, "--sds")
-        synthesis_sds(**args.sds_overrides)
+        synthesis_sds(args.prior, **args.sds_overrides)
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     check_cache_options(parser, args)

@@ -52,6 +52,20 @@ MODEL_FIELD: dict[str, str] = {
 
 DEFAULT_PRIOR = "embedded"
 
+# SDS settings a prior prefers over a task's own defaults, by task ("synthesis", "separation"). The
+# mel prior's encoder is its differentiable log-mel front end, so classic latent SDS (eq. 4) needs no
+# vocoder in the loop; at low noise it rose further and fell back less than the spectral update
+# (RESULTS.md, "Synthesis SDS defaults on the mel prior").
+PRIOR_SDS: dict[str, dict[str, dict[str, object]]] = {
+    "embedded-mel": {"synthesis": {"mode": "latent", "t_min": 0.02, "t_max": 0.3}},
+}
+
+
+def prior_sds(prior: str | Prior | None, task: str) -> dict[str, object]:
+    """The SDS settings ``prior`` (a registry name or a built prior) prefers for ``task``."""
+    name = prior if isinstance(prior, str) or prior is None else prior.name
+    return dict(PRIOR_SDS.get(name or "", {}).get(task, {}))
+
 
 def build(name: str, **cfg: object) -> Prior:
     """Build a prior by registry name; ``cfg`` overrides that backend's Config fields."""
@@ -60,4 +74,4 @@ def build(name: str, **cfg: object) -> Prior:
     return PRIORS[name](**cfg).freeze()
 
 
-__all__ = ["Conditioning", "Prior", "PRIORS", "DEFAULT_PRIOR", "MODEL_FIELD", "build"]
+__all__ = ["Conditioning", "Prior", "PRIORS", "PRIOR_SDS", "DEFAULT_PRIOR", "MODEL_FIELD", "build", "prior_sds"]

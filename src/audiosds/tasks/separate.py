@@ -52,7 +52,7 @@ from torch import Tensor
 
 from ..audio import fit_length, resample, write_bytes
 from ..config import is_int, is_number
-from ..priors import Conditioning, Prior
+from ..priors import Conditioning, Prior, prior_sds
 from ..renderers import Renderer
 from ..renderers.sources import (
     LatentSources,
@@ -391,10 +391,10 @@ def _check_prompts(prompts: Sequence[str], negative: Sequence[str | None] | None
             raise ValueError(f"negative[{i}]: expected text or None, got {p!r}")
 
 
-def separation_sds(**overrides: object) -> SDSConfig:
+def separation_sds(prior: str | Prior | None = None, **overrides: object) -> SDSConfig:
     """The SDS settings ``separate`` uses by default: ``SEPARATION_SDS`` over ``SDSConfig``'s
-    defaults, then ``overrides``."""
-    return SDSConfig(**{**SEPARATION_SDS, **overrides})
+    defaults, then what ``prior`` (a registry name or a built prior) prefers, then ``overrides``."""
+    return SDSConfig(**{**SEPARATION_SDS, **prior_sds(prior, "separation"), **overrides})
 
 
 def check_member_sds(sds: SDSConfig) -> None:
@@ -661,7 +661,7 @@ def separate(
         mixture (C_in, N_in) -> sources (K, C_in, N_in)
     """
     config = config or SeparateConfig()
-    sds = sds or separation_sds()
+    sds = sds or separation_sds(prior)
     check_member_sds(sds)
     if not is_int(sample_rate) or sample_rate < 1:
         raise ValueError(f"sample_rate: expected a positive int (Hz), got {sample_rate!r}")

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..audio import match_channels
-from ..priors import Prior
+from ..priors import Prior, prior_sds
 from ..renderers import Renderer
 from ..scorer import PromptScorer
 from ..sds import SDSConfig, sds_step
@@ -32,10 +32,10 @@ from .scoring import PromptTracker
 SYNTHESIS_SDS: dict[str, object] = {"mode": "spectral", "t_min": 0.15, "t_max": 0.6, "cfg_scale": 12.0}
 
 
-def synthesis_sds(**overrides: object) -> SDSConfig:
+def synthesis_sds(prior: str | Prior | None = None, **overrides: object) -> SDSConfig:
     """The SDS settings ``synthesize`` uses by default: ``SYNTHESIS_SDS`` over ``SDSConfig``'s
-    defaults, then ``overrides``."""
-    return SDSConfig(**{**SYNTHESIS_SDS, **overrides})
+    defaults, then what ``prior`` (a registry name or a built prior) prefers, then ``overrides``."""
+    return SDSConfig(**{**SYNTHESIS_SDS, **prior_sds(prior, "synthesis"), **overrides})
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def synthesize(
         prior: a frozen Prior.
         prompt: the text prompt.
         config: optimisation settings.
-        sds: the SDS update rule settings (default: :func:`synthesis_sds`).
+        sds: the SDS update rule settings (default: :func:`synthesis_sds` of ``prior``).
         negative: optional negative prompt (replaces the unconditional CFG branch).
         progress: called after each iteration with (iteration, history row).
         loop: checkpoint interval and numeric-guard settings.
@@ -183,7 +183,7 @@ def synthesize(
         SynthesisResult with the reported and initial audio, parameters, scores and history.
     """
     config = config or SynthesizeConfig()
-    sds = sds or synthesis_sds()
+    sds = sds or synthesis_sds(prior)
     if renderer.sample_rate != prior.sample_rate:
         raise ValueError(
             f"renderer sample rate: expected {prior.sample_rate} Hz, got {renderer.sample_rate} Hz"
