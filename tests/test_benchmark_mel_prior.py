@@ -234,3 +234,69 @@ def test_real_originals_cut_esc10_to_length_and_keep_digits_whole() -> None:
     assert [c for c, _ in clips] == ["rain", "rain", "spoken_digit", "spoken_digit", "spoken_digit"]
     assert all(len(a) == 5 * mel_prior.SAMPLE_RATE for c, a in clips if c == "rain")
     assert all(len(a) < 2 * mel_prior.SAMPLE_RATE for c, a in clips if c == "spoken_digit")
+
+
+# -- the attribute section ---------------------------------------------------------------------------------
+def test_every_attribute_pair_is_held_out_phrasing_and_differs_between_its_prompts() -> None:
+    from audiosds.world.captions import HELDOUT_TEMPLATES
+
+    openings = tuple(t.split("{")[0] for t in HELDOUT_TEMPLATES if not t.startswith("{"))
+    for axis in mel_prior.ATTRIBUTE_AXES:
+        assert len(axis.pairs) >= 3, axis.name
+        for pair in axis.pairs:
+            assert pair.first != pair.second
+            assert pair.first.startswith(openings) and pair.second.startswith(openings), pair
+
+
+def test_attribute_seeds_are_fixed_by_the_run_seed_and_differ_between_pairs() -> None:
+    seeds = mel_prior.attribute_seeds(0, 1, 2, 5)
+    assert seeds == mel_prior.attribute_seeds(0, 1, 2, 5)
+    assert seeds[:3] == mel_prior.attribute_seeds(0, 1, 2, 3)
+    assert len(set(seeds)) == 5 and all(0 <= s < 2**31 for s in seeds)
+    assert set(seeds).isdisjoint(
+        mel_prior.attribute_seeds(0, 1, 3, 5) + mel_prior.attribute_seeds(1, 1, 2, 5)
+    )
+
+
+def test_the_attribute_section_reports_shares_per_pair_and_axis_and_saves_pairs(tmp_path: Path) -> None:
+    from audiosds.bench.attributes import AttributeAxis, PromptPair, spectral_centroid_hz
+
+    axes = (
+        AttributeAxis(
+            "pitch",
+            ("low", "high"),
+            "centroid",
+            spectral_centroid_hz,
+            "second > 1.02 x first",
+            lambda a, b: b > 1.02 * a,
+            (
+                PromptPair("flute", "a low flute", "a high flute"),
+                PromptPair("bell", "a low bell", "a high bell"),
+            ),
+        ),
+    )
+
+    def render(prompt: str, seed: int) -> np.ndarray:  # the bell ignores its word on odd seeds
+        high = "high" in prompt and ("flute" in prompt or seed % 2 == 0)
+        return _tone(2000.0 if high else 300.0, 5000, mel_prior.SAMPLE_RATE)
+
+    args = mel_prior.parse_args(
+        ["--data", str(tmp_path), "--sections", "attr", "--attribute-seeds", "4", "--out", str(tmp_path)]
+    )
+    assert args.weights is None  # attr runs on the shipped weights
+    report = mel_prior.Report()
+    seeds = mel_prior.attribute_seeds(args.seed, 0, 1, 4)
+    out = mel_prior.attribute_section(args, report, render, axes, mel=mel_prior.MelWithPhase(None).mel)
+    pitch = out["axes"]["pitch"]
+    flute, bell = pitch["pairs"]
+    assert flute["share"] == 1.0 and flute["mean"] == [
+        pytest.approx(300, rel=0.05),
+        pytest.approx(2000, rel=0.05),
+    ]
+    assert bell["in_order"] == [s % 2 == 0 for s in seeds] and bell["seeds"] == seeds
+    assert pitch["share"] == pytest.approx((4 + sum(s % 2 == 0 for s in seeds)) / 8)
+    assert pitch["passed"] == (pitch["share"] >= 0.9)
+    assert any(line.startswith("| pitch | low / high | centroid |") for line in report.lines)
+    saved = sorted(p.name for p in (tmp_path / "attr").iterdir())
+    assert len([n for n in saved if n.endswith(".wav")]) == 2 * 2 * args.save_per_class
+    assert [n for n in saved if n.endswith(".png")] == ["00_pitch.png", "01_pitch.png"]

@@ -1,10 +1,10 @@
 """The mel prior's benchmarks of issue 26: the vocoder's ceiling and generation from held-out phrasings.
 
     python benchmarks/mel_prior.py --data SOUNDS_DIR [--weights DIR] [--vocoder CKPT] [--seed 0]
-        [--threads 1] [--sections vocoder gen] [--out DIR] [--world-per-family 3] [--digits 20]
+        [--threads 1] [--sections vocoder gen attr] [--out DIR] [--world-per-family 3] [--digits 20]
         [--judge-clips-per-family 40] [--per-class 4] [--cfg 4] [--steps 32] [--classes FAMILY ...]
         [--real-classes CLASS ...] [--save-per-class 2] [--esc-per-class N]
-        [--renderings vocoded mel_phase]
+        [--renderings vocoded mel_phase] [--attribute-seeds 10]
 
 Every clip is 5 s (``--seconds``) of 22.05 kHz mono; every draw is a pure function of ``--seed``.
 Two judges that are not the prior:
@@ -30,6 +30,17 @@ gen      ``--per-class`` prompts per class in held-out phrasings (world: ``sampl
          clips per class go to ``--out/gen`` as WAV, with one log-mel figure per class; the JSON
          keeps every prompt, its verdict and, for real classes, YAMNet's unrestricted top labels.
 
+attr     Attribute words (issue 7): prompt pairs in held-out phrasings that differ in one attribute,
+         both generated from the same sampler seed (``tasks.generate`` as in gen), for
+         ``--attribute-seeds`` seeds per pair; per axis, the share of (pair, seed) in which the
+         measure of ``audiosds.bench.attributes`` is larger for the second prompt by the rule's
+         margin. pitch low < high: spectral centroid below 8 kHz (flute, organ, bell); decay short <
+         long: energy-envelope T60 (bell, pluck, metal); tone < noise: spectral flatness 50 Hz-8 kHz
+         (hum, fm, organ against the noise family); dry < reverberant (the reverb phrases of
+         ``world.reverb``): late (0.12-1 s) over early (-0.02-0.06 s) energy around the loudest frame
+         (clap, snare, a spoken digit). Target: >= 90% per axis. ``--save-per-class`` seeds of each
+         pair go to ``--out/attr`` as WAVs, with one log-mel figure per pair.
+
 Prints markdown and writes ``--out/results.json`` (sections of earlier runs into the same folder
 are kept) and ``--out/report.md``.
 """
@@ -46,20 +57,40 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..audio import load_audio, resample, save_wav, write_text
+from ..world import AXES
+from ..world.captions import ADJECTIVES, HELDOUT_ADJECTIVES
+from ..world.captions import PHRASES as WORD_PHRASES
+from ..world.reverb import PHRASES as REVERB_PHRASES
 from . import yamnet
+from .attributes import (
+    AttributeAxis,
+    PromptPair,
+    decay_t60_s,
+    late_to_early_db,
+    measure_pairs,
+    order_share,
+    spectral_centroid_hz,
+    spectral_flatness_db,
+)
 from .judge import fit_world_judge
 from .report import Report, progress
 
-SECTIONS = ("vocoder", "gen")
+if TYPE_CHECKING:
+    from ..models.mel import MelSpectrogram
+    from ..priors.base import Prior
+
+SECTIONS = ("vocoder", "gen", "attr")
 VOCODER_TARGET = 0.90
 GEN_TARGET = 0.80
 RATIO_TARGET = 0.90
+ATTRIBUTE_TARGET = 0.90
 SAMPLE_RATE = 22050  # the mel prior's rate
 DIGIT = "spoken_digit"
 
@@ -489,6 +520,225 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
     return out
 
 
+# -- attribute words ----------------------------------------------------------------------------------
+def _pair(family: str, template: str, words: tuple[str, str]) -> PromptPair:
+    return PromptPair(family, template.format(words[0]), template.format(words[1]))
+
+
+def _heldout(axis: str) -> tuple[str, str]:
+    """The held-out adjectives of an axis' two words ("low-toned", "shrill")."""
+    low, high = AXES[axis]
+    return HELDOUT_ADJECTIVES[low][0], HELDOUT_ADJECTIVES[high][0]
+
+
+# Held-out templates and names of world.captions / world.real, fixed beforehand (not picked by outcome).
+# Pitch and decay: the held-out synonyms of the world's words, and the training words in one pair each;
+# tone vs noise is no world axis but a tonal family against the noise family; reverb: the held-out
+# phrases of world.reverb, appended after a comma as the training captions have them.
+_DRY_WET = (REVERB_PHRASES["heldout"]["dry"][0], REVERB_PHRASES["heldout"]["hall"][0])
+ATTRIBUTE_AXES = (
+    AttributeAxis(
+        "pitch",
+        AXES["pitch"],
+        "spectral centroid < 8 kHz (Hz)",
+        spectral_centroid_hz,
+        "second > 1.02 x first",
+        lambda first, second: second > 1.02 * first,
+        (
+            _pair("flute", "an audio clip of a {} flute", _heldout("pitch")),
+            _pair("organ", "listen to a {} harmonium", _heldout("pitch")),
+            _pair(
+                "bell",
+                "you can hear a {} cathedral bell ringing",
+                (ADJECTIVES["low"][1], ADJECTIVES["high"][1]),  # low-pitched / high-pitched
+            ),
+        ),
+    ),
+    AttributeAxis(
+        "decay",
+        AXES["decay"],
+        "energy-envelope T60 (s)",
+        decay_t60_s,
+        "second > 1.05 x first",
+        lambda first, second: second > 1.05 * first,
+        (
+            _pair("bell", "listen to a {} cathedral bell", _heldout("decay")),
+            _pair("pluck", "an audio clip of a {} lute", _heldout("decay")),
+            _pair(
+                "metal",
+                "an audio clip of an iron plate, {}",
+                (WORD_PHRASES["short"][0], WORD_PHRASES["long"][0]),  # with a short / long decay
+            ),
+        ),
+    ),
+    AttributeAxis(
+        "tone vs noise",
+        ("tone", "noise"),
+        "spectral flatness 50 Hz-8 kHz (dB)",
+        spectral_flatness_db,
+        "second > first + 0.5 dB",
+        lambda first, second: second > first + 0.5,
+        (
+            PromptPair("hum / noise", "listen to power line hum", "listen to tape hiss"),
+            PromptPair("fm / noise", "an audio clip of a synth tone", "an audio clip of broadband noise"),
+            PromptPair("organ / noise", "you can hear a harmonium droning", "you can hear static hissing"),
+        ),
+    ),
+    AttributeAxis(
+        "dry vs reverberant",
+        ("dry", "reverberant"),
+        "late / early energy (dB)",
+        late_to_early_db,
+        "second > first + 1 dB",
+        lambda first, second: second > first + 1.0,
+        (
+            _pair("clap (real)", "an audio clip of a single clap, {}", _DRY_WET),
+            _pair("snare (real)", "listen to a snappy snare, {}", _DRY_WET),
+            _pair("spoken_digit (real)", "listen to a speaker pronouncing seven, {}", _DRY_WET),
+        ),
+    ),
+)
+
+Render = Callable[[str, int], np.ndarray]  # (prompt, sampler seed) -> mono audio at SAMPLE_RATE
+
+
+def attribute_seeds(seed: int, axis: int, pair: int, count: int) -> list[int]:
+    """The sampler seeds of one prompt pair: 31-bit, a pure function of the run's seed and the pair."""
+    state = np.random.SeedSequence([seed, 0xA77, axis, pair]).generate_state(count)
+    return [int(v >> 1) for v in state]
+
+
+def prior_render(prior: Prior, args: argparse.Namespace) -> Render:
+    """Generation as the gen section does it: DPM++(2M), ``--steps``, ``--cfg``, ``--seconds``."""
+    from ..tasks.generate import GenerateConfig, generate
+
+    def render(prompt: str, seed: int) -> np.ndarray:
+        cfg = GenerateConfig(
+            seconds=args.seconds, steps=args.steps, cfg_scale=args.cfg, method="dpmpp_2m", seed=seed
+        )
+        return generate(prior, prompt, cfg)[0].numpy()
+
+    return render
+
+
+def attribute_section(
+    args: argparse.Namespace,
+    report: Report,
+    render: Render,
+    axes: Sequence[AttributeAxis] = ATTRIBUTE_AXES,
+    mel: MelSpectrogram | None = None,
+    source: str = "",
+) -> dict:
+    """Do attribute words move their measure the expected way, seed by seed?
+
+    Args:
+        args: the run's options (``--attribute-seeds``, ``--seed``, ``--save-per-class``, ``--out``,
+            and the generation settings it reports).
+        report: where the markdown goes.
+        render: (prompt, sampler seed) -> the generated clip.
+        axes: the axes and their prompt pairs.
+        mel: the prior's mel front end, for the figures of the saved pairs (None: nothing saved).
+        source: a sentence on the weights, opening the section's text.
+
+    Returns:
+        JSON-ready results: per axis its share and verdict, per pair its values, hits and seeds.
+    """
+    count = args.attribute_seeds
+    total = 2 * count * sum(len(axis.pairs) for axis in axes)
+    keep = args.save_per_class if mel is not None else 0
+    saved: dict[tuple[int, int], dict[tuple[int, int], np.ndarray]] = {}
+    bar = progress(total, "attributes")
+    start = time.monotonic()
+    out: dict[str, object] = {
+        "cfg": args.cfg,
+        "steps": args.steps,
+        "seconds": args.seconds,
+        "attribute_seeds": count,
+        "axes": {},
+    }
+    for a, axis in enumerate(axes):
+        seeds = [attribute_seeds(args.seed, a, p, count) for p in range(len(axis.pairs))]
+
+        def on_clip(p: int, s: int, side: int, audio: np.ndarray, a: int = a) -> None:
+            if s < keep:
+                saved.setdefault((a, p), {})[(s, side)] = audio
+            bar.update()
+
+        values = measure_pairs(axis, render, seeds, SAMPLE_RATE, on_clip)
+        pairs = []
+        for pair, pair_seeds, v in zip(axis.pairs, seeds, values, strict=True):
+            share, hits = order_share(axis, v)
+            pairs.append(
+                {
+                    "family": pair.family,
+                    "prompts": [pair.first, pair.second],
+                    "share": share,
+                    "mean": [float(v[:, 0].mean()), float(v[:, 1].mean())],
+                    "values": v.tolist(),
+                    "in_order": hits.tolist(),
+                    "seeds": pair_seeds,
+                }
+            )
+        share = float(np.mean([hit for pair in pairs for hit in pair["in_order"]]))
+        out["axes"][axis.name] = {
+            "words": list(axis.words),
+            "measure": axis.measure_name,
+            "rule": axis.rule,
+            "share": share,
+            "target": ATTRIBUTE_TARGET,
+            "passed": share >= ATTRIBUTE_TARGET,
+            "pairs": pairs,
+        }
+    bar.close()
+    elapsed = time.monotonic() - start
+    out["elapsed_s"] = elapsed
+    out["seconds_per_clip"] = elapsed / total
+    report(
+        "## Attribute words\n",
+        f"{source}Prompt pairs in held-out phrasings that differ in one attribute, both generated from the "
+        f"same sampler seed, {count} seeds per pair ({args.seconds:g} s, DPM++(2M) {args.steps} steps, cfg "
+        f"{args.cfg:g}); a seed counts when the second prompt's measure exceeds the first's by the rule's "
+        f"margin. {total} clips in {elapsed:.0f} s ({elapsed / total:.2f} s per clip, measures included).\n",
+        "| axis | words | measure | rule | in order | target >= 90% |",
+        "|---|---|---|---|---|---|",
+    )
+    for name, r in out["axes"].items():
+        report(
+            f"| {name} | {r['words'][0]} / {r['words'][1]} | {r['measure']} | {r['rule']} | "
+            f"{_pct(r['share'])} | {_verdict(r['passed'])} |"
+        )
+    report(
+        "",
+        "| axis | family | first / second prompt | mean first / second | in order |",
+        "|---|---|---|---|---|",
+    )
+    for name, r in out["axes"].items():
+        for pair in r["pairs"]:
+            first, second = pair["prompts"]
+            report(
+                f'| {name} | {pair["family"]} | "{first}" / "{second}" | '
+                f"{pair['mean'][0]:.3g} / {pair['mean'][1]:.3g} | {_pct(pair['share'])} |"
+            )
+    report("")
+    if saved:
+        folder = Path(args.out) / "attr"
+        for (a, p), clips in saved.items():
+            pair = axes[a].pairs[p]
+            stem = f"{a}{p}_{axes[a].name.replace(' ', '_')}"
+            for (s, side), audio in sorted(clips.items()):
+                save_wav(folder / f"{stem}_seed{s}_{('first', 'second')[side]}.wav", audio, SAMPLE_RATE)
+            panels = [
+                (f'"{(pair.first, pair.second)[side]}" (seed {s})', audio)
+                for (s, side), audio in sorted(clips.items())
+            ]
+            _mel_figure(folder / f"{stem}.png", panels, mel)
+        report(
+            f"Listening: `{folder}` (WAVs of the first {keep} seeds of each pair and a log-mel "
+            "figure of them).\n"
+        )
+    return out
+
+
 # -- main -------------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -534,8 +784,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help=f"gen: real classes to prompt, ESC-10 or {DIGIT} (default: the ten ESC-10; none: no values)",
     )
-    parser.add_argument("--save-per-class", type=int, default=2, help="clips per class saved for listening")
+    parser.add_argument(
+        "--save-per-class",
+        type=int,
+        default=2,
+        help="clips per class (attr: seeds per prompt pair) saved for listening",
+    )
+    parser.add_argument("--attribute-seeds", type=int, default=10, help="attr: sampler seeds per prompt pair")
     args = parser.parse_args(argv)
+    if args.attribute_seeds < 1:
+        parser.error(f"--attribute-seeds: expected >= 1, got {args.attribute_seeds}")
     if "gen" in args.sections and args.weights is None:
         parser.error("--sections gen needs --weights")
     return args
@@ -561,22 +819,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     machine = f"{os.cpu_count()}-core CPU ({platform.machine()}), {args.threads} thread(s)"
     report("# Mel prior benchmarks (issue 26)\n", f"`{command}`  \n", f"seed {args.seed}; {machine}.\n")
 
-    yam = yamnet.YAMNet(threads=args.threads)
-    judge_start = time.monotonic()
-    world_judge = fit_world_judge(args.judge_clips_per_family, args.seconds, SAMPLE_RATE, seed=args.seed + 1)
-    report(
-        f"Feature judge fitted on {args.judge_clips_per_family} held-out world clips per family "
-        f'(`sample_clips("heldout", seed={args.seed + 1})`, {args.seconds:g} s) in '
-        f"{time.monotonic() - judge_start:.0f} s.\n"
-    )
-    tools = {
-        "yamnet": yam,
-        "esc10": esc10,
-        "families": families,
-        "world_judge": lambda audio: world_judge.classify([audio], SAMPLE_RATE)[0],
-        "real_judge": lambda cls: lambda audio: yam.judge(audio, SAMPLE_RATE, real_candidates(cls, esc10)),
-        "mel_json": Path(args.weights) / "mel.json" if args.weights else None,
-    }
+    tools = {}
+    if {"vocoder", "gen"} & set(args.sections):  # the judges: attr measures its clips without them
+        yam = yamnet.YAMNet(threads=args.threads)
+        judge_start = time.monotonic()
+        world_judge = fit_world_judge(
+            args.judge_clips_per_family, args.seconds, SAMPLE_RATE, seed=args.seed + 1
+        )
+        report(
+            f"Feature judge fitted on {args.judge_clips_per_family} held-out world clips per family "
+            f'(`sample_clips("heldout", seed={args.seed + 1})`, {args.seconds:g} s) in '
+            f"{time.monotonic() - judge_start:.0f} s.\n"
+        )
+        tools = {
+            "yamnet": yam,
+            "esc10": esc10,
+            "families": families,
+            "world_judge": lambda audio: world_judge.classify([audio], SAMPLE_RATE)[0],
+            "real_judge": lambda cls: (
+                lambda audio: yam.judge(audio, SAMPLE_RATE, real_candidates(cls, esc10))
+            ),
+            "mel_json": Path(args.weights) / "mel.json" if args.weights else None,
+        }
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.json"
@@ -586,6 +850,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["vocoder"] = {**run, **vocoder_section(args, tools, report)}
     if "gen" in args.sections:
         results["gen"] = {**run, **gen_section(args, tools, report, results.get("vocoder"))}
+    if "attr" in args.sections:
+        from ..priors import build
+
+        prior = build("embedded-mel", weights_dir=args.weights)
+        source = f"`{prior.weights_dir}`. "
+        section = attribute_section(args, report, prior_render(prior, args), mel=prior.mel, source=source)
+        results["attr"] = {**run, "weights": str(prior.weights_dir), **section}
     report(f"Total time {time.monotonic() - t0:.0f} s.")
     write_text(results_path, json.dumps(results, indent=1) + "\n")
     write_text(out_dir / "report.md", report.text())
