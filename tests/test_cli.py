@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,8 +12,10 @@ import torch
 import yaml
 
 from audiosds.cli import SYNTH_OUTPUTS, main
+from audiosds.priors import DEFAULT_PRIOR
 
 FAST = ["--iters", "3", "--seconds", "0.25", "--quiet"]
+RATE = 22050  # the default prior's sample rate
 
 
 def run(capsys, *argv):
@@ -36,7 +39,7 @@ def test_synth_writes_every_output_with_the_right_format(tmp_path, capsys, comma
     # a run that finished cleanly leaves no checkpoint behind
     assert sorted(p.name for p in out.iterdir()) == sorted(set(SYNTH_OUTPUTS) - {"checkpoint.pt"})
     info = sf.info(str(out / "audio.wav"))
-    assert info.samplerate == 16000 and info.channels == 1 and info.frames == 4000
+    assert info.samplerate == RATE and info.channels == 1 and info.frames == int(0.25 * RATE)
     audio, _ = sf.read(str(out / "audio.wav"))
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
     params = json.loads((out / "params.json").read_text())
@@ -62,11 +65,14 @@ def test_config_yaml_reruns_to_identical_bytes(tmp_path, capsys):
     assert code == 0, err
     saved = yaml.safe_load((first / "config.yaml").read_text())
     assert saved["prompt"] == "a bright bell" and saved["synthesize"]["seed"] == 7
-    # synthesis' own SDS defaults (benchmarked), recorded so the rerun below replays them
-    from audiosds.tasks.synthesize import SYNTHESIS_SDS
+    # synthesis' own SDS defaults for the default prior (benchmarked), recorded so the rerun below
+    # replays them
+    from audiosds.tasks.synthesize import synthesis_sds
 
-    assert {k: saved["sds"][k] for k in SYNTHESIS_SDS} == SYNTHESIS_SDS
-    assert saved["sds"]["mode"] == "spectral"
+    expected = dataclasses.asdict(synthesis_sds(DEFAULT_PRIOR))
+    assert {k: saved["sds"][k] for k in ("mode", "t_min", "t_max", "cfg_scale")} == {
+        k: expected[k] for k in ("mode", "t_min", "t_max", "cfg_scale")
+    }
     code, err = run(capsys, "fm", "--config", first / "config.yaml", "--quiet", "-o", second)
     assert code == 0, err
     assert (first / "audio.wav").read_bytes() == (second / "audio.wav").read_bytes()
@@ -90,7 +96,7 @@ def test_existing_outputs_are_refused_without_force_and_user_files_survive_force
     code, err = run(capsys, "fm", "--prompt", "a bell", "-o", out, "--force", *FAST)
     assert code == 0, err
     assert (out / "notes.txt").read_text() == "mine"
-    assert sf.info(str(out / "audio.wav")).frames == 4000
+    assert sf.info(str(out / "audio.wav")).frames == int(0.25 * RATE)
 
 
 @pytest.mark.parametrize(
@@ -183,7 +189,7 @@ def test_generate_writes_the_requested_length_deterministically(tmp_path, capsys
         )
         assert code == 0, err
     info = sf.info(str(a))
-    assert info.samplerate == 16000 and info.frames == 8000
+    assert info.samplerate == RATE and info.frames == int(0.5 * RATE)
     assert a.read_bytes() == b.read_bytes()
 
 
@@ -577,7 +583,7 @@ def test_generate_writes_its_settings_and_a_spectrogram_and_replays_them(tmp_pat
         "sampler": "ddim",
         "version": __version__,
     }
-    assert sidecar["prior"]["name"] == "embedded" and sidecar["threads"] >= 1
+    assert sidecar["prior"]["name"] == DEFAULT_PRIOR and sidecar["threads"] >= 1
     assert first.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the settings file alone reproduces the same bytes; a flag still overrides it
     again, other = tmp_path / "b.wav", tmp_path / "c.wav"
@@ -596,12 +602,12 @@ def test_generate_writes_its_settings_and_a_spectrogram_and_replays_them(tmp_pat
 
 
 def test_a_prompt_outside_the_prior_gets_one_warning_line_and_a_known_one_none(tmp_path, capsys):
-    code, err = run(capsys, "fm", "--prompt", "a dog barking", "-o", tmp_path / "dog", *FAST)
+    code, err = run(capsys, "fm", "--prompt", "a cat meowing", "-o", tmp_path / "cat", *FAST)
     assert code == 0, err
     warnings = [line for line in err.splitlines() if "has not learned" in line]
     assert len(warnings) == 1
     assert warnings[0].startswith(
-        "audiosds: warning: the embedded prior has not learned sounds like 'a dog barking'; "
+        f"audiosds: warning: the {DEFAULT_PRIOR} prior has not learned sounds like 'a cat meowing'; "
         "closest it knows: "
     )
     code, err = run(capsys, "fm", "--prompt", "a warm bass note", "-o", tmp_path / "bass", *FAST)

@@ -21,7 +21,9 @@ from audiosds.options import (
     options,
     schema,
 )
+from audiosds.priors import DEFAULT_PRIOR, prior_defaults
 from audiosds.renderers.fm import FMConfig
+from audiosds.tasks.synthesize import synthesis_sds
 
 SETTINGS = [(o, c) for o in options() for c in o.keys if o.paths(c)]  # the rows that set a config key
 
@@ -87,7 +89,8 @@ def test_help_shows_the_dataclass_defaults():
     helps = {c: a.format_help() for c, a in build_parser()._subparsers._group_actions[0].choices.items()}
     assert f"optimisation steps (default {SynthesizeConfig.iters})" in helps["fm"]
     assert f"(default {SYNTHESIS_SDS['cfg_scale']:g})" in helps["impact"]
-    assert f"(default: {' '.join(SeparateConfig.sds_modes)})" in " ".join(helps["separate"].split())
+    modes = prior_defaults(DEFAULT_PRIOR, "separation", "separate").get("sds_modes", SeparateConfig.sds_modes)
+    assert f"(default: {' '.join(modes)})" in " ".join(helps["separate"].split())
     assert "{default}" not in "".join(helps.values()) and "{cores}" not in "".join(helps.values())
 
 
@@ -99,7 +102,7 @@ LAYERING = {  # command -> (a file's settings, the flags that then override one 
             ("prompt",): "a bell",
             ("sds", "cfg_scale"): 5.0,
             ("synthesize", "iters"): 9,
-            ("sds", "mode"): "spectral",
+            ("sds", "mode"): synthesis_sds(DEFAULT_PRIOR).mode,  # what the file leaves alone
         },
     ),
     "impact": (
@@ -170,10 +173,10 @@ def test_a_written_config_reads_back_as_the_same_settings(tmp_path, capsys, comm
 
 @pytest.mark.parametrize("command", ["fm", "impact"])
 def test_the_sds_defaults_follow_the_prior_named_by_flag_or_file(tmp_path, command):
-    from audiosds.priors import PRIOR_SDS
+    from audiosds.priors import PRIOR_DEFAULTS
     from audiosds.tasks.synthesize import SYNTHESIS_SDS
 
-    mel = PRIOR_SDS["embedded-mel"]["synthesis"]
+    mel = PRIOR_DEFAULTS["embedded-mel"]["synthesis"]["sds"]
     assert mel["mode"] != SYNTHESIS_SDS["mode"]  # otherwise this test shows nothing
     plain = layered_config(parse(command, "--prior", "analytic"))["sds"]
     assert plain["mode"] == SYNTHESIS_SDS["mode"] and plain["t_max"] == SYNTHESIS_SDS["t_max"]
@@ -189,7 +192,7 @@ def test_the_sds_defaults_follow_the_prior_named_by_flag_or_file(tmp_path, comma
 
 
 def test_the_python_api_takes_the_same_prior_defaults():
-    from audiosds.priors import build
+    from audiosds.priors import PRIOR_DEFAULTS, build
     from audiosds.tasks.separate import SEPARATION_SDS, separation_sds
     from audiosds.tasks.synthesize import SYNTHESIS_SDS, synthesis_sds
 
@@ -197,4 +200,20 @@ def test_the_python_api_takes_the_same_prior_defaults():
     assert synthesis_sds("embedded-mel").mode == "latent"
     assert synthesis_sds(build("analytic")).mode == SYNTHESIS_SDS["mode"]
     assert synthesis_sds("embedded-mel", mode="decoder").mode == "decoder"
-    assert separation_sds("embedded-mel").t_max == SEPARATION_SDS["t_max"]
+    assert separation_sds().t_max == SEPARATION_SDS["t_max"]
+    mel = PRIOR_DEFAULTS["embedded-mel"]["separation"]["sds"]
+    assert separation_sds("embedded-mel").t_max == mel["t_max"]
+
+
+def test_separation_takes_the_prior_defaults_for_both_sections():
+    from audiosds.priors import PRIOR_DEFAULTS
+    from audiosds.tasks.separate import SEPARATION_SDS, SeparateConfig
+
+    mel = PRIOR_DEFAULTS["embedded-mel"]["separation"]
+    assert tuple(mel["separate"]["sds_modes"]) != SeparateConfig().sds_modes  # else this shows nothing
+    cfg = layered_config(parse("separate", "mix.wav", "--prior", "embedded-mel"))
+    assert tuple(cfg["separate"]["sds_modes"]) == tuple(mel["separate"]["sds_modes"])
+    assert {k: cfg["sds"][k] for k in mel["sds"]} == mel["sds"]
+    plain = layered_config(parse("separate", "mix.wav", "--prior", "analytic"))
+    assert tuple(plain["separate"].get("sds_modes", SeparateConfig().sds_modes)) == SeparateConfig().sds_modes
+    assert plain["sds"]["t_max"] == SEPARATION_SDS["t_max"]

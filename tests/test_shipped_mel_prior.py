@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from audiosds.coverage import coverage_warnings
-from audiosds.priors import build
+from audiosds.priors import DEFAULT_PRIOR, build
 from audiosds.priors.embedded_mel import default_weights_dir
 from audiosds.tasks.generate import GenerateConfig, generate
 
@@ -29,6 +29,10 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def prior():
     return build("embedded-mel")
+
+
+def test_the_mel_prior_is_the_default() -> None:
+    assert DEFAULT_PRIOR == "embedded-mel"
 
 
 def test_loads_offline_with_its_provenance(monkeypatch) -> None:

@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 from audiosds.cli import main
-from audiosds.priors import DEFAULT_PRIOR, build
+from audiosds.priors import build
 from audiosds.priors.embedded import default_weights_dir
 from audiosds.renderers.fm import FMConfig, FMSynth
 from audiosds.sds import SDSConfig, sds_step
@@ -35,10 +35,6 @@ MAX_SHIPPED_MB = 50.0
 @pytest.fixture(scope="module")
 def prior():
     return build("embedded")
-
-
-def test_embedded_is_the_default_prior() -> None:
-    assert DEFAULT_PRIOR == "embedded"
 
 
 def test_shipped_files_are_safetensors_within_budget() -> None:

@@ -10,8 +10,14 @@ from audiosds.training.train_mel import MelTrainConfig
 
 def schedule(steps: int, first_cycle: int = 0) -> Schedule:
     return Schedule(
-        steps=steps, lr=1.0, warmup=10, final_lr_fraction=0.1, grad_clip=1.0, log_every=1,
-        checkpoint_every=1, first_cycle=first_cycle,
+        steps=steps,
+        lr=1.0,
+        warmup=10,
+        final_lr_fraction=0.1,
+        grad_clip=1.0,
+        log_every=1,
+        checkpoint_every=1,
+        first_cycle=first_cycle,
     )
 
 
@@ -46,7 +52,8 @@ def test_a_first_cycle_not_shorter_than_the_run_is_ignored():
 
 def test_configs_without_first_cycle_still_give_a_schedule():
     class Legacy:
-        steps, lr, warmup, final_lr_fraction, grad_clip, log_every, checkpoint_every = 5, 1.0, 1, 0.1, 1.0, 1, 1
+        steps, lr, warmup, final_lr_fraction = 5, 1.0, 1, 0.1
+        grad_clip, log_every, checkpoint_every = 1.0, 1, 1
 
     assert Schedule.of(Legacy()).first_cycle == 0
     mel = Schedule.of(MelTrainConfig())

@@ -127,7 +127,7 @@ class Section:
 def schema(command: str, prior: str | None = None) -> dict[str, Any]:
     """The config ``command`` starts from with ``prior`` (default: the default prior), in the order
     its config file lists it: a plain default per key, or a :class:`Section`."""
-    from .priors import DEFAULT_PRIOR, prior_sds
+    from .priors import DEFAULT_PRIOR, prior_defaults
     from .renderers.fm import FMConfig
     from .renderers.impact import ImpactConfig
     from .sds import SDSConfig
@@ -146,7 +146,7 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
             **run,
             "renderer": Section(base={"batch_size": DEFAULT_PARTICLES}),
             "synthesize": Section(SynthesizeConfig),
-            "sds": Section(SDSConfig, {**SYNTHESIS_SDS, **prior_sds(prior, "synthesis")}),
+            "sds": Section(SDSConfig, {**SYNTHESIS_SDS, **prior_defaults(prior, "synthesis")}),
             "loop": Section(LoopConfig),
         }
     if command == "separate":
@@ -156,8 +156,8 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
             "prompts": None,
             "negative": None,
             **run,
-            "separate": Section(SeparateConfig),
-            "sds": Section(SDSConfig, {**SEPARATION_SDS, **prior_sds(prior, "separation")}),
+            "separate": Section(SeparateConfig, prior_defaults(prior, "separation", "separate")),
+            "sds": Section(SDSConfig, {**SEPARATION_SDS, **prior_defaults(prior, "separation")}),
             "loop": Section(LoopConfig),
         }
     return {
@@ -532,7 +532,7 @@ def layered_config(args: argparse.Namespace) -> dict[str, Any]:
 
     A section's keys are layered one by one: a file that sets ``sds: {cfg_scale: 5}`` keeps the
     command's other SDS defaults. The defaults are those of the prior the file or a flag names
-    (``audiosds.priors.PRIOR_SDS``).
+    (``audiosds.priors.PRIOR_DEFAULTS``).
     """
     given = read_config_file(args.config, args.command) if args.config is not None else {}
     named = given.get("prior", {}).get("name") if isinstance(given.get("prior"), dict) else None

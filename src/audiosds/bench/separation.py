@@ -46,7 +46,7 @@ import torch
 
 from ..audio import load_audio, resample
 from ..metrics import sdr, si_sdr
-from ..priors import MODEL_FIELD, Prior, build
+from ..priors import MODEL_FIELD, Prior, build, prior_defaults
 from ..sds import SDSConfig
 from ..tasks.generate import GenerateConfig, generate
 from ..tasks.separate import (
@@ -231,7 +231,13 @@ def methods(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSConf
     sds = separation_sds(args.prior, **args.sds_overrides)
     for p in args.parametrizations:
         base = SeparateConfig(
-            **{"iters": args.iters, "seed": args.seed, "gamma": args.gamma, **args.sep_overrides},
+            **{
+                **prior_defaults(args.prior, "separation", "separate"),
+                "iters": args.iters,
+                "seed": args.seed,
+                "gamma": args.gamma,
+                **args.sep_overrides,
+            },
             parametrization=p,
         )
         out.append((f"rec-only ({p})", replace(base, gamma=0.0), sds))
@@ -245,7 +251,13 @@ def ablations(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSCo
     sources, the only ones whose reconstruction loss is differentiated). The ``--sep`` / ``--sds``
     overrides apply to every row except for the setting a row varies."""
     base = SeparateConfig(
-        **{"iters": args.iters, "seed": args.seed, "gamma": args.gamma, **args.sep_overrides},
+        **{
+            **prior_defaults(args.prior, "separation", "separate"),
+            "iters": args.iters,
+            "seed": args.seed,
+            "gamma": args.gamma,
+            **args.sep_overrides,
+        },
         parametrization=args.parametrizations[0],
     )
     decoder = dataclasses.replace(base, sds_modes=("decoder",))

@@ -50,21 +50,29 @@ MODEL_FIELD: dict[str, str] = {
     "stable-audio-open": "model",
 }
 
-DEFAULT_PRIOR = "embedded"
+DEFAULT_PRIOR = "embedded-mel"
 
-# SDS settings a prior prefers over a task's own defaults, by task ("synthesis", "separation"). The
-# mel prior's encoder is its differentiable log-mel front end, so classic latent SDS (eq. 4) needs no
-# vocoder in the loop (13 s per run instead of 160); over the whole noise range it rose furthest and its
-# last iterate fell back least (RESULTS.md, "Synthesis SDS defaults on the mel prior").
-PRIOR_SDS: dict[str, dict[str, dict[str, object]]] = {
-    "embedded-mel": {"synthesis": {"mode": "latent", "t_min": 0.02, "t_max": 0.98}},
+# Settings a prior prefers over a task's own defaults, by task ("synthesis", "separation") and config
+# section ("sds": SDSConfig, "separate": SeparateConfig). The mel prior's encoder is its
+# differentiable log-mel front end, so classic latent SDS (eq. 4) needs no vocoder pass per iteration:
+# for synthesis over the whole noise range it rose furthest and its last iterate fell back least
+# (RESULTS.md, "Synthesis SDS defaults on the mel prior"); for separation it alone, without the
+# Decoder-SDS member, separated better at a tenth of the time ("Separation defaults on the mel prior").
+PRIOR_DEFAULTS: dict[str, dict[str, dict[str, dict[str, object]]]] = {
+    "embedded-mel": {
+        "synthesis": {"sds": {"mode": "latent", "t_min": 0.02, "t_max": 0.98}},
+        "separation": {
+            "sds": {"t_min": 0.3, "t_max": 0.98, "cfg_scale": 3.0},
+            "separate": {"sds_modes": ["latent"], "mask_power": 1.0},
+        },
+    },
 }
 
 
-def prior_sds(prior: str | Prior | None, task: str) -> dict[str, object]:
-    """The SDS settings ``prior`` (a registry name or a built prior) prefers for ``task``."""
+def prior_defaults(prior: str | Prior | None, task: str, section: str = "sds") -> dict[str, object]:
+    """The settings ``prior`` (a registry name or a built prior) prefers for ``task``'s ``section``."""
     name = prior if isinstance(prior, str) or prior is None else prior.name
-    return dict(PRIOR_SDS.get(name or "", {}).get(task, {}))
+    return dict(PRIOR_DEFAULTS.get(name or "", {}).get(task, {}).get(section, {}))
 
 
 def build(name: str, **cfg: object) -> Prior:
@@ -74,4 +82,13 @@ def build(name: str, **cfg: object) -> Prior:
     return PRIORS[name](**cfg).freeze()
 
 
-__all__ = ["Conditioning", "Prior", "PRIORS", "PRIOR_SDS", "DEFAULT_PRIOR", "MODEL_FIELD", "build", "prior_sds"]
+__all__ = [
+    "Conditioning",
+    "Prior",
+    "PRIORS",
+    "PRIOR_DEFAULTS",
+    "DEFAULT_PRIOR",
+    "MODEL_FIELD",
+    "build",
+    "prior_defaults",
+]

@@ -52,7 +52,7 @@ from torch import Tensor
 
 from ..audio import fit_length, resample, write_bytes
 from ..config import is_int, is_number
-from ..priors import Conditioning, Prior, prior_sds
+from ..priors import Conditioning, Prior, prior_defaults
 from ..renderers import Renderer
 from ..renderers.sources import (
     LatentSources,
@@ -394,7 +394,7 @@ def _check_prompts(prompts: Sequence[str], negative: Sequence[str | None] | None
 def separation_sds(prior: str | Prior | None = None, **overrides: object) -> SDSConfig:
     """The SDS settings ``separate`` uses by default: ``SEPARATION_SDS`` over ``SDSConfig``'s
     defaults, then what ``prior`` (a registry name or a built prior) prefers, then ``overrides``."""
-    return SDSConfig(**{**SEPARATION_SDS, **prior_sds(prior, "separation"), **overrides})
+    return SDSConfig(**{**SEPARATION_SDS, **prior_defaults(prior, "separation"), **overrides})
 
 
 def check_member_sds(sds: SDSConfig) -> None:
@@ -610,7 +610,7 @@ def num_windows(
 ) -> int:
     """How many windows :func:`separate` will run for an input of ``num_samples`` at
     ``sample_rate`` (the progress callback counts ``num_windows * config.iters`` steps)."""
-    config = config or SeparateConfig()
+    config = config or SeparateConfig(**prior_defaults(prior, "separation", "separate"))
     n = _prior_length(num_samples, sample_rate, prior.sample_rate)
     window, overlap, align = _window_settings(prior, config)
     return len(window_spans(n, window, overlap, align))
@@ -639,9 +639,11 @@ def separate(
         sample_rate: the mixture's sample rate in Hz.
         prior: a frozen Prior.
         prompts: 2 to 8 non-empty texts, one per source.
-        config: optimisation and format settings (``config.noise_source`` adds one more source).
+        config: optimisation and format settings (``config.noise_source`` adds one more source);
+            default: ``SeparateConfig`` with what ``prior`` prefers (``priors.PRIOR_DEFAULTS``).
         sds: the SDS update rule (one batched step over the K sources per iteration and member); its
-            ``mode`` stays at the default, each member takes its own from ``config.sds_modes``.
+            ``mode`` stays at the default, each member takes its own from ``config.sds_modes``;
+            default: :func:`separation_sds` of ``prior``.
         negative: optional per-source negative prompts; None entries keep the unconditional branch.
         progress: called after each iteration with (global step, history row); there are
             ``num_windows(...) * config.iters`` steps.
@@ -660,7 +662,7 @@ def separate(
     Shape:
         mixture (C_in, N_in) -> sources (K, C_in, N_in)
     """
-    config = config or SeparateConfig()
+    config = config or SeparateConfig(**prior_defaults(prior, "separation", "separate"))
     sds = sds or separation_sds(prior)
     check_member_sds(sds)
     if not is_int(sample_rate) or sample_rate < 1:

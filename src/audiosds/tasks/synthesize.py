@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..audio import match_channels
-from ..priors import Prior, prior_sds
+from ..priors import Prior, prior_defaults
 from ..renderers import Renderer
 from ..scorer import PromptScorer
 from ..sds import SDSConfig, sds_step
@@ -35,7 +35,7 @@ SYNTHESIS_SDS: dict[str, object] = {"mode": "spectral", "t_min": 0.15, "t_max": 
 def synthesis_sds(prior: str | Prior | None = None, **overrides: object) -> SDSConfig:
     """The SDS settings ``synthesize`` uses by default: ``SYNTHESIS_SDS`` over ``SDSConfig``'s
     defaults, then what ``prior`` (a registry name or a built prior) prefers, then ``overrides``."""
-    return SDSConfig(**{**SYNTHESIS_SDS, **prior_sds(prior, "synthesis"), **overrides})
+    return SDSConfig(**{**SYNTHESIS_SDS, **prior_defaults(prior, "synthesis"), **overrides})
 
 
 @dataclass(frozen=True)

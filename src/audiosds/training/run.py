@@ -196,7 +196,8 @@ class Schedule:
 
     def rate(self, step: int) -> float:
         """The learning rate of ``step``."""
-        cycle = self.first_cycle if 0 < self.first_cycle < self.steps and step < self.first_cycle else self.steps
+        in_first = 0 < self.first_cycle < self.steps and step < self.first_cycle
+        cycle = self.first_cycle if in_first else self.steps
         return cosine_lr(step, cycle, self.lr, self.warmup, self.final_lr_fraction)
 
 
