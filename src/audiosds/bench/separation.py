@@ -224,22 +224,27 @@ def run_method(
     return (*evaluate(est, mix.sources), rec)
 
 
+def separate_config(args: argparse.Namespace, parametrization: str) -> SeparateConfig:
+    """The separation settings of "ours": the prior's defaults, the command line's, ``--sep``."""
+    return SeparateConfig(
+        **{
+            **prior_defaults(args.prior, "separation", "separate"),
+            "iters": args.iters,
+            "seed": args.seed,
+            "gamma": args.gamma,
+            **args.sep_overrides,
+        },
+        parametrization=parametrization,
+    )
+
+
 def methods(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSConfig]]:
     """(label, separation config, SDS config) for reconstruction only and ours per parametrization,
     with the ``--sep`` / ``--sds`` overrides."""
     out = []
     sds = separation_sds(args.prior, **args.sds_overrides)
     for p in args.parametrizations:
-        base = SeparateConfig(
-            **{
-                **prior_defaults(args.prior, "separation", "separate"),
-                "iters": args.iters,
-                "seed": args.seed,
-                "gamma": args.gamma,
-                **args.sep_overrides,
-            },
-            parametrization=p,
-        )
+        base = separate_config(args, p)
         out.append((f"rec-only ({p})", replace(base, gamma=0.0), sds))
         out.append((f"ours ({p})", base, sds))
     return out
@@ -250,16 +255,7 @@ def ablations(args: argparse.Namespace) -> list[tuple[str, SeparateConfig, SDSCo
     steps (first parametrization); multiscale-spectrogram vs time-domain reconstruction (latent
     sources, the only ones whose reconstruction loss is differentiated). The ``--sep`` / ``--sds``
     overrides apply to every row except for the setting a row varies."""
-    base = SeparateConfig(
-        **{
-            **prior_defaults(args.prior, "separation", "separate"),
-            "iters": args.iters,
-            "seed": args.seed,
-            "gamma": args.gamma,
-            **args.sep_overrides,
-        },
-        parametrization=args.parametrizations[0],
-    )
+    base = separate_config(args, args.parametrizations[0])
     decoder = dataclasses.replace(base, sds_modes=("decoder",))
     latent = dataclasses.replace(base, parametrization="latent")
 
