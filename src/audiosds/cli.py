@@ -4,6 +4,7 @@
     audiosds impact   --prompt TEXT [options] -o DIR    tune a modal impact model toward a prompt
     audiosds separate MIX --prompt TEXT --prompt TEXT [options] -o DIR    split a recording by prompts
     audiosds generate --prompt TEXT [options] -o OUT.wav  text-to-audio with the prior alone
+    audiosds suggest  MIX [--top N]                     prompts for what is audible in a recording
 
 The options and the settings they set are declared once, in :mod:`audiosds.options`. Every
 command runs the same steps around its task (:func:`_start`, :func:`_write_config`,
@@ -479,8 +480,30 @@ def _run_synth(args: argparse.Namespace) -> int:
     return _finish(args, run, result, signum, elapsed, [out / CHECKPOINT_NAME], summary)
 
 
+def _auto_count(prompts: object) -> int | None:
+    """N of ``--prompt auto[:N]`` (None: the prompts are given); a bad N is a usage error."""
+    from .tasks.suggest import parse_auto
+
+    if not isinstance(prompts, list):
+        return None
+    try:
+        return parse_auto(prompts)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
 def _check_separate(cfg: dict[str, Any]) -> None:
-    """separate: 2 to 8 non-empty prompts, none or one negative prompt each, a mixture file."""
+    """separate: 2 to 8 non-empty prompts (or ``auto[:N]``), none or one negative prompt each, a
+    mixture file."""
+    count = _auto_count(cfg["prompts"])
+    if count is not None:
+        if cfg["negative"] is not None:
+            raise UsageError(
+                "--negative: cannot be combined with --prompt auto (the prompts are not known yet)"
+            )
+        if cfg["mixture"] is None:
+            raise UsageError("MIXTURE: an input audio file is required")
+        return
     prompts = cfg["prompts"]
     if not isinstance(prompts, list) or not 2 <= len(prompts) <= 8:
         got = len(prompts) if isinstance(prompts, list) else 0
@@ -503,7 +526,19 @@ def _source_names(num_prompts: int, noise_source: bool) -> list[str]:
 
 
 def _separate_outputs(cfg: dict[str, Any], sections: dict[str, Any]) -> tuple[str, ...]:
-    return (*SEPARATE_OUTPUTS, *_source_names(len(cfg["prompts"]), sections["separate"].noise_source))
+    count = _auto_count(cfg["prompts"]) or len(cfg["prompts"])
+    return (*SEPARATE_OUTPUTS, *_source_names(count, sections["separate"].noise_source))
+
+
+def _suggested_prompts(mixture: Any, sample_rate: int, count: int, quiet: bool) -> list[str]:
+    """``--prompt auto:N``: the N prompts :func:`audiosds.tasks.suggest.suggest` ranks first."""
+    from .tasks.suggest import SuggestConfig, suggest
+
+    found = suggest(mixture, sample_rate, SuggestConfig(top=count)).overall
+    if not quiet:
+        shown = "; ".join(f"{s.prompt} ({s.score:.3f})" for s in found)
+        print(f"audiosds separate: suggested prompts: {shown}", file=sys.stderr)
+    return [s.prompt for s in found]
 
 
 def _run_separate(args: argparse.Namespace) -> int:
@@ -529,6 +564,9 @@ def _run_separate(args: argparse.Namespace) -> int:
         print(
             f"audiosds: warning: {mixture_path} is silent; every source will be silent too", file=sys.stderr
         )
+    count = _auto_count(cfg["prompts"])
+    if count is not None:  # config.yaml records the prompts used: a rerun needs no suggestion
+        cfg["prompts"] = _suggested_prompts(mixture, sample_rate, count, args.quiet)
     prior = _build_prior(cfg["prior"], cfg["device"])
     _warn_uncovered(prior, cfg["prompts"], cfg["prior"]["name"])
     sources = len(cfg["prompts"]) + int(sep_cfg.noise_source)
@@ -639,7 +677,43 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"fm": _run_synth, "impact": _run_synth, "separate": _run_separate, "generate": _run_generate}
+def _run_suggest(args: argparse.Namespace) -> int:
+    """Print the ranked prompts, overall and per window; write nothing."""
+    from .audio import AudioError, load_audio
+    from .config import ConfigError, from_dict
+    from .tasks.suggest import SuggestConfig, suggest
+
+    cfg = layered_config(args)
+    try:
+        config = from_dict(SuggestConfig, cfg["suggest"], "suggest")
+    except ConfigError as err:
+        raise UsageError(str(err)) from err
+    if cfg["mixture"] is None:
+        raise UsageError("MIXTURE: an input audio file is required")
+    try:
+        mixture, sample_rate = load_audio(Path(cfg["mixture"]))  # (C, N)
+    except AudioError as err:
+        raise UsageError(str(err)) from err
+    _use_threads(cfg["threads"])
+    result = suggest(mixture, sample_rate, config)
+    width = max(len(s.prompt) for s in result.overall)
+    print(f"overall ({mixture.shape[1] / sample_rate:.2f} s, best window per prompt):")
+    for rank, s in enumerate(result.overall, start=1):
+        print(f"  {rank}. {s.score:6.3f}  {s.prompt:<{width}}  [{s.name}]")
+    print(f"per window ({config.window_seconds:g} s):")
+    for (start, end), top in result.windows:
+        shown = "  |  ".join(f"{s.score:.3f} {s.prompt}" for s in top)
+        print(f"  {start:6.2f}-{end:6.2f} s  {shown}")
+    return 0
+
+
+COMMANDS = {
+    "fm": _run_synth,
+    "impact": _run_synth,
+    "separate": _run_separate,
+    "generate": _run_generate,
+    "suggest": _run_suggest,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,10 @@ from . import __version__
 SYNTH = ("fm", "impact")
 SEPARATE = ("separate",)
 GENERATE = ("generate",)
+SUGGEST = ("suggest",)
 FOLDER = SYNTH + SEPARATE  # the commands that write a run folder (and can be resumed)
 COMMANDS = FOLDER + GENERATE
+ALL = COMMANDS + SUGGEST
 
 DEFAULT_PARTICLES = 2  # fm / impact: starts optimised side by side in one batch (1.4-2.1x one's time)
 # generate's settings file keeps GenerateConfig's fields at its top level, under these names
@@ -134,8 +136,11 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
     from .tasks.generate import GenerateConfig
     from .tasks.loop import LoopConfig
     from .tasks.separate import SEPARATION_SDS, SeparateConfig
+    from .tasks.suggest import SuggestConfig
     from .tasks.synthesize import SYNTHESIS_SDS, SynthesizeConfig
 
+    if command == "suggest":
+        return {"command": command, "mixture": None, "threads": None, "suggest": Section(SuggestConfig)}
     head = {"command": command, "prompt": None, "negative": None}
     prior = prior or DEFAULT_PRIOR
     run = {"device": "cpu", "threads": None, "prior": Section(base={"name": prior})}
@@ -218,7 +223,9 @@ def options() -> tuple[Option, ...]:
     from .tasks.separate import PARAMETRIZATIONS
 
     return (
-        _opt("mixture", to={SEPARATE: "mixture"}, help="audio file (WAV, FLAC, OGG, ...)", nargs="?"),
+        _opt(
+            "mixture", to={SEPARATE + SUGGEST: "mixture"}, help="audio file (WAV, FLAC, OGG, ...)", nargs="?"
+        ),
         _opt(
             "--prompt", to={SYNTH + GENERATE: "prompt"}, help="what the sound should be, in words (required)"
         ),
@@ -259,7 +266,7 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--threads",
-            to={COMMANDS: "threads"},
+            to={ALL: "threads"},
             help="CPU threads (default: the free physical cores, {cores} now); a rerun gives "
             "the same bytes only with the same thread count, which config files record",
             type=_positive_int,
@@ -267,11 +274,11 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--config",
-            to=COMMANDS,
+            to=ALL,
             help="settings file to start from, e.g. a previous run's config (default: none)",
             type=Path,
         ),
-        _opt("--debug", to=COMMANDS, help="show full tracebacks on errors", action="store_true"),
+        _opt("--debug", to=ALL, help="show full tracebacks on errors", action="store_true"),
         _opt(
             "--no-score", to=COMMANDS, help="do not score the sound against the prompt", action="store_true"
         ),
@@ -279,7 +286,8 @@ def options() -> tuple[Option, ...]:
         _opt(
             "--prompt",
             to={SEPARATE: "prompts"},
-            help="one per source, 2 to 8 (repeat the flag; required)",
+            help="one per source, 2 to 8 (repeat the flag; required); or auto[:N] alone: the N "
+            "(default 2) prompts audiosds suggest ranks first",
             action="append",
             metavar="PROMPTS",
         ),
@@ -396,6 +404,19 @@ def options() -> tuple[Option, ...]:
             const=False,
         ),
         _opt(
+            "--top",
+            to={SUGGEST: "suggest.top"},
+            help="suggestions shown, overall and per window (default {default})",
+            type=_positive_int,
+            metavar="N",
+        ),
+        _opt(
+            "--window",
+            to={SUGGEST: "suggest.window_seconds"},
+            help="window length in seconds; each window is ranked on its own (default {default})",
+            type=_finite_float,
+        ),
+        _opt(
             "--method",
             to={GENERATE: "sampler"},
             help="deterministic sampler (default {default})",
@@ -464,6 +485,13 @@ SUBCOMMANDS = {  # name -> (one-line help, description)
         "Split a recording into one source per prompt: the sources add up to the recording, and each is "
         "pushed toward its prompt. Writes source_1.wav, source_2.wav, ..., mixture_reconstruction.wav, "
         "params.json, config.yaml, history.csv and spectrograms.png.",
+    ),
+    "suggest": (
+        "suggest prompts for what is audible in a recording",
+        "Rank the prompts the shipped scorer knows (the procedural world's families and the real "
+        "recordings' classes) by how well they match a recording, overall and per window, and print "
+        "them with their scores (cosine similarity, -1 to 1). Nothing is written. "
+        "'audiosds separate MIX --prompt auto:N' separates with the top N.",
     ),
     "generate": (
         "text-to-audio with the prior alone",
