@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiosds.models.denoiser import DenoiserConfig, EDMDenoiser, UNet1d, edm_coefficients, edm_loss
+from audiosds.models.denoiser import DenoiserConfig, EDMDenoiser, UNet, edm_coefficients, edm_loss
 from audiosds.models.text import EMBED_DIM, TextEncoder
 from audiosds.priors.embedded import EmbeddedConfig, EmbeddedPrior, EmbeddedWeightsError, load_autoencoder
 from audiosds.training import train_autoencoder, train_diffusion
@@ -241,13 +241,13 @@ def test_each_row_is_the_edm_formula_of_the_network_on_its_own_condition(
 
 
 def test_standardised_condition_is_scaled_by_the_caption_statistics() -> None:
-    net = UNet1d(replace(TINY_DN, cond_standardize=True))
+    net = UNet(replace(TINY_DN, cond_standardize=True))
     randomize(net, 3)
     embeddings = FakeText()([f"caption {i}" for i in range(20)])
     net.set_cond_statistics(embeddings)
     x, c_noise = torch.randn(2, 4, 8), torch.zeros(2)
     standardised = (embeddings[:2] - embeddings.mean(0)) / embeddings.std(0)
-    plain = UNet1d(replace(TINY_DN, cond_standardize=False))
+    plain = UNet(replace(TINY_DN, cond_standardize=False))
     plain.load_state_dict({k: v for k, v in net.state_dict().items() if k not in ("cond_mean", "cond_std")})
     torch.testing.assert_close(net(x, c_noise, embeddings[:2]), plain(x, c_noise, standardised))
     with pytest.raises(ValueError, match="cond_standardize=False"):
