@@ -20,7 +20,13 @@ def _impact(**cfg: object) -> Renderer:
     return ImpactSynth(from_dict(ImpactConfig, cfg, "renderer 'impact'"))
 
 
-RENDERERS: dict[str, Callable[..., Renderer]] = {"fm": _fm, "impact": _impact}
+def _reverb(dry: object = None, **cfg: object) -> Renderer:
+    from .reverb import ReverbConfig, ReverbRenderer
+
+    return ReverbRenderer(from_dict(ReverbConfig, cfg, "renderer 'reverb'"), dry)  # type: ignore[arg-type]
+
+
+RENDERERS: dict[str, Callable[..., Renderer]] = {"fm": _fm, "impact": _impact, "reverb": _reverb}
 
 
 def build(name: str, **cfg: object) -> Renderer:
