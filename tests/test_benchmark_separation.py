@@ -218,3 +218,39 @@ def test_sep_and_sds_overrides_reach_every_method_and_bad_ones_are_usage_errors(
     for bad in (*bad_args, ["--sds", "mode=latent"], ["--sep", "sds_modes=pixel"]):
         with pytest.raises(SystemExit):
             separation.parse_args(bad)
+
+
+SOUNDS = Path(__file__).resolve().parents[2] / "shared/data/sounds"
+
+
+@pytest.mark.skipif(not (SOUNDS / "manifest.csv").is_file(), reason=f"{SOUNDS} not found")
+def test_esc_mixtures_are_held_out_clips_of_each_pair_with_the_class_captions(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    argv = [*TINY, "--sources-from", "none", "--parametrizations", "masks", "--esc", str(SOUNDS)]
+    args = separation.parse_args([*argv, "--mixtures", "3", "--esc-seconds", "0.5"])
+    jobs = separation.job_list(args)
+    assert {job.pair for job in jobs} == set(separation.ESC_PAIR_NAMES)
+    assert len({(job.pair, job.index) for job in jobs}) == 15  # the "at least 15 mixtures"
+    used = [
+        path
+        for pair in separation.ESC_PAIR_NAMES
+        for i in range(3)
+        for path in separation.esc_sources(pair, i, args)
+    ]
+    assert len(set(used)) == 30 and all(p.name.startswith("5-") for p in used)  # fold 5 only, no repeats
+    # the ten classes each appear once across the pairs
+    assert sorted(c for pair in separation.ESC_PAIRS for c in pair) == sorted(separation.esc_clips(SOUNDS))
+    mix = separation.esc_mixture(separation.build("analytic"), "dog_bark+rain", 0, args)
+    assert mix.prompts == ("a dog barking", "rain falling")
+    rms = (mix.sources.astype(float) ** 2).mean(axis=1) ** 0.5
+    assert mix.sources.shape == (2, round(0.5 * separation.build("analytic").sample_rate))
+    assert abs(rms[0] - rms[1]) < 1e-4
+    text = _run([*argv, "--mixtures", "1", "--esc-seconds", "0.5", "--pairs", "clock+bongo"], capsys)
+    assert "### Held-out ESC-10 recordings (fold 5)" in text and "dog_bark+rain" in text
+    assert "### Sources from the world" not in text
+
+
+def test_esc_needs_a_sounds_folder(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        separation.parse_args([*TINY, "--esc", str(tmp_path)])
