@@ -24,6 +24,35 @@ def _stable_audio(**cfg: object) -> Prior:
     return StableAudioPrior.from_config(from_dict(StableAudioConfig, cfg, "prior 'stable-audio-open'"))
 
 
+def _stable_audio_3(**cfg: object) -> Prior:
+    from .stable_audio_3 import StableAudio3Config, StableAudio3Prior
+
+    return StableAudio3Prior.from_config(from_dict(StableAudio3Config, cfg, "prior 'stable-audio-3'"))
+
+
+# The backend that loads each diffusers pipeline class (model_index.json's _class_name), for "auto".
+PIPELINE_PRIORS: dict[str, str] = {
+    "StableAudio3Pipeline": "stable-audio-3",
+    "StableAudioPipeline": "stable-audio-open",
+}
+
+
+def _auto(**cfg: object) -> Prior:
+    """The backend that loads ``cfg["model"]``, picked by its model_index.json's ``_class_name``."""
+    from .diffusers_folder import pipeline_class
+    from .stable_audio import ModelLoadError
+
+    if "model" not in cfg:
+        raise ValueError("prior 'auto': needs a model folder or Hugging Face id (--model)")
+    folder, name = pipeline_class(str(cfg["model"]))
+    if name not in PIPELINE_PRIORS:
+        supported = ", ".join(f"{cls} (--prior {prior})" for cls, prior in sorted(PIPELINE_PRIORS.items()))
+        raise ModelLoadError(
+            f"model folder {folder}: {name} is not supported; supported pipelines: {supported}"
+        )
+    return PRIORS[PIPELINE_PRIORS[name]](**cfg)
+
+
 def _embedded(**cfg: object) -> Prior:
     from .embedded import EmbeddedConfig, EmbeddedPrior
 
@@ -41,6 +70,8 @@ PRIORS: dict[str, Callable[..., Prior]] = {
     "embedded": _embedded,
     "embedded-mel": _embedded_mel,
     "stable-audio-open": _stable_audio,
+    "stable-audio-3": _stable_audio_3,
+    "auto": _auto,
 }
 
 # the Config field that a model path or id sets, for the priors that load one (the CLI's --model)
@@ -48,6 +79,8 @@ MODEL_FIELD: dict[str, str] = {
     "embedded": "weights_dir",
     "embedded-mel": "weights_dir",
     "stable-audio-open": "model",
+    "stable-audio-3": "model",
+    "auto": "model",
 }
 
 DEFAULT_PRIOR = "embedded-mel"
@@ -89,6 +122,7 @@ __all__ = [
     "PRIOR_DEFAULTS",
     "DEFAULT_PRIOR",
     "MODEL_FIELD",
+    "PIPELINE_PRIORS",
     "build",
     "prior_defaults",
 ]

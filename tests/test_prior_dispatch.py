@@ -1,0 +1,169 @@
+"""``--prior auto``: model_index.json's ``_class_name`` picks the backend, and every command runs on it.
+
+Tiny random folders of each supported pipeline are built here; the commands run offline (the Hugging
+Face hub is switched off) from the ``audiosds`` command line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import huggingface_hub.constants
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from audiosds.bench.sa3 import build_tiny_stable_audio_3
+from audiosds.bench.sao import build_tiny_stable_audio
+from audiosds.cli import main
+from audiosds.priors import MODEL_FIELD, PIPELINE_PRIORS, PRIORS, build
+from audiosds.priors.stable_audio import ModelLoadError, StableAudioPrior
+from audiosds.priors.stable_audio_3 import StableAudio3Prior
+
+SECONDS = 0.25
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        yield
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One tiny folder per supported pipeline class."""
+    root = tmp_path_factory.mktemp("pipelines")
+    return {
+        "StableAudioPipeline": build_tiny_stable_audio(root / "sao"),
+        "StableAudio3Pipeline": build_tiny_stable_audio_3(root / "sa3"),
+    }
+
+
+def _one_line(message: str) -> None:
+    assert "\n" not in message and message.strip() == message
+
+
+def test_every_pipeline_backend_is_registered_with_a_model_option() -> None:
+    assert {"auto", *PIPELINE_PRIORS.values()} <= set(PRIORS)
+    assert all(MODEL_FIELD[name] == "model" for name in ("auto", *PIPELINE_PRIORS.values()))
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "prior_class"),
+    [("StableAudioPipeline", StableAudioPrior), ("StableAudio3Pipeline", StableAudio3Prior)],
+)
+def test_auto_picks_the_backend_named_by_model_index(
+    folders: dict[str, Path], pipeline: str, prior_class: type
+) -> None:
+    prior = build("auto", model=str(folders[pipeline]))
+    assert type(prior) is prior_class
+    assert prior.name == PIPELINE_PRIORS[pipeline]
+    assert prior.is_frozen()
+
+
+def test_an_unsupported_pipeline_is_one_line_naming_the_supported_ones(tmp_path: Path) -> None:
+    folder = tmp_path / "musicldm"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "MusicLDMPipeline"}))
+    with pytest.raises(ModelLoadError) as info:
+        build("auto", model=str(folder))
+    message = str(info.value)
+    _one_line(message)
+    assert "MusicLDMPipeline is not supported" in message
+    for cls, name in PIPELINE_PRIORS.items():
+        assert f"{cls} (--prior {name})" in message
+
+
+def test_a_folder_that_is_no_pipeline_and_a_missing_model_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="has no model_index.json"):
+        build("auto", model=str(tmp_path))
+    with pytest.raises(ValueError, match="needs a model folder"):
+        build("auto")
+    with pytest.raises(ModelLoadError, match="is not a local folder") as info:
+        build("auto", model="no-such-owner/no-such-model")
+    _one_line(str(info.value))
+
+
+def test_forcing_a_backend_on_another_pipelines_folder_says_which_it_is(folders: dict[str, Path]) -> None:
+    with pytest.raises(ModelLoadError) as info:
+        build("stable-audio-3", model=str(folders["StableAudioPipeline"]))
+    _one_line(str(info.value))
+    assert (
+        "expected a StableAudio3Pipeline snapshot, got model_index.json _class_name 'StableAudioPipeline'"
+        in str(info.value)
+    )
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["fm", "impact"])
+def test_synthesis_runs_on_auto(
+    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    model = folders["StableAudio3Pipeline"]
+    out = tmp_path / "run"
+    code, err = _cli(
+        capsys, command, "--prior", "auto", "--model", model, "--prompt", "a bell", "--iters", "2",
+        "--seconds", SECONDS, "--steps", "2", "--quiet", "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    info = sf.info(str(out / "audio.wav"))
+    assert (info.samplerate, info.frames) == (44100, round(SECONDS * 44100))
+    audio, _ = sf.read(str(out / "audio.wav"))
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["prior"] == {"name": "auto", "model": str(model)}
+
+
+def test_separate_runs_on_auto(
+    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t = np.arange(round(44100 * SECONDS)) / 44100
+    mixture = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 90 * t)], axis=1)
+    sf.write(str(tmp_path / "mix.wav"), mixture, 44100)
+    out = tmp_path / "sep"
+    code, err = _cli(
+        capsys, "separate", tmp_path / "mix.wav", "--prompt", "a bell", "--prompt", "rain", "--iters", "2",
+        "--prior", "auto", "--model", folders["StableAudio3Pipeline"], "--quiet", "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    s1, _ = sf.read(str(out / "source_1.wav"))
+    s2, _ = sf.read(str(out / "source_2.wav"))
+    assert s1.shape == s2.shape == mixture.shape
+    np.testing.assert_allclose(s1 + s2, mixture, atol=2e-3)  # remasked sources add up to the mixture
+
+
+def test_generate_runs_on_auto_and_repeats_itself(
+    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    for path in paths:
+        code, err = _cli(
+            capsys, "generate", "--prior", "auto", "--model", folders["StableAudio3Pipeline"], "--prompt",
+            "a bell", "--seconds", SECONDS, "--steps", "3", "--seed", "1", "--quiet", "-o", path,
+        )  # fmt: skip
+        assert code == 0, err
+    info = sf.info(str(paths[0]))
+    assert (info.samplerate, info.channels, info.frames) == (44100, 2, round(SECONDS * 44100))
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def test_an_unsupported_folder_on_the_command_line_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "flux"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
+    code, err = _cli(
+        capsys, "fm", "--prior", "auto", "--model", folder, "--prompt", "a bell", "-o", tmp_path / "r"
+    )
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("audiosds: error:"), err
+    assert "FluxPipeline is not supported" in lines[0] and "StableAudio3Pipeline" in lines[0]
