@@ -164,3 +164,108 @@ def test_config_refuses_bad_values():
         ReverbConfig(rt60_min_s=2.0, rt60_max_s=1.0)
     with pytest.raises(ValueError, match="octave"):
         ReverbConfig(sample_rate=200)
+
+
+# -- the tasks and the command ------------------------------------------------------------------
+
+
+def test_loudest_excerpt_finds_the_sound():
+    from audiosds.tasks.reverb import loudest_excerpt
+
+    audio = np.zeros(10 * RATE, dtype=np.float32)
+    audio[7 * RATE : 7 * RATE + 100] = 1.0
+    excerpt = loudest_excerpt(audio, RATE, 2.0)
+    assert excerpt.shape == (2 * RATE,) and excerpt.sum() == 100
+    assert loudest_excerpt(audio[:RATE], RATE, 2.0).shape == (RATE,)
+
+
+def test_a_room_rebuilt_at_another_rate_keeps_its_rt60():
+    from audiosds.tasks.reverb import room_at
+
+    renderer = _renderer()
+    set_param(renderer, "rt60_s", 0.9)
+    params = {n: {**e, "value": e["value"][:1]} for n, e in renderer.to_dict().items()}
+    room = room_at(params, {"ir_seconds": 2.0}, 44100)
+    assert len(room.band_centres_hz) == 7  # one more octave than at 16 kHz, at the top band's RT60
+    assert float(room.values["rt60_s"][-1]) == pytest.approx(0.9, rel=1e-4)
+    measured = band_rt60(room.impulse_response.numpy(), 44100)
+    assert all(v == pytest.approx(0.9, rel=0.2) for v in measured.values()), measured
+    dry = np.zeros((2, 4410), dtype=np.float32)
+    dry[:, 0] = 1.0
+    wet = room.apply(dry)
+    assert wet.shape[0] == 2 and wet.shape[1] > 4410  # the tail rings on past the dry signal's end
+
+
+def _dry(path, seconds=0.5):
+    import soundfile as sf
+
+    from audiosds.world import render_clip
+
+    sf.write(
+        str(path), render_clip("snare", 1, 1.0, RATE, split="heldout").audio[: round(seconds * RATE)], RATE
+    )
+    return path
+
+
+def test_cli_writes_a_complete_run_folder(tmp_path, capsys):
+    import csv
+
+    import soundfile as sf
+    import yaml
+
+    from audiosds.cli import REVERB_OUTPUTS, main
+
+    dry, out = _dry(tmp_path / "dry.wav"), tmp_path / "room"
+    argv = ["reverb", str(dry), "--prompt", "a snare in a large hall", "--iters", "3", "--quiet"]
+    code = main([*argv, "--particles", "1", "--seed", "4", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == sorted(REVERB_OUTPUTS)
+    wet, rate = sf.read(str(out / "wet.wav"))
+    assert rate == RATE and wet.shape[0] > round(0.5 * RATE) and np.isfinite(wet).all()
+    ir, _ = sf.read(str(out / "impulse_response.wav"))
+    params = json.loads((out / "params.json").read_text())
+    assert set(params["rt60_s"]) == {"125 Hz", "250 Hz", "500 Hz", "1000 Hz", "2000 Hz", "4000 Hz"}
+    # the written response decays at the room's RT60
+    for band, value in params["rt60_s"].items():
+        assert params["measured_rt60_s"][band] == pytest.approx(value, rel=0.3), band
+    delay = round(params["predelay_s"] * RATE)
+    assert np.all(ir[:delay] == 0) and ir[delay : delay + 2000].any()
+    assert 0 <= params["wet"] <= 1 and params["scores"]["reported"] == "best"
+    with open(out / "history.csv") as f:
+        assert [int(r["iter"]) for r in csv.DictReader(f)] == [0, 1, 2]
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["command"] == "reverb" and saved["dry"] == str(dry.resolve())
+    # its config reruns to the same bytes
+    again = tmp_path / "again"
+    assert main(["reverb", "--config", str(out / "config.yaml"), "--quiet", "-o", str(again)]) == 0
+    assert (again / "wet.wav").read_bytes() == (out / "wet.wav").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["reverb", "--prompt", "a hall"], "DRY"),
+        (["reverb", "DRY"], "--prompt"),
+        (["reverb", "DRY", "--prompt", "  "], "--prompt"),
+        (["reverb", "missing.wav", "--prompt", "a hall"], "m.wav"),
+        (["reverb", "SILENT", "--prompt", "a hall"], "silent"),
+        (["reverb", "DRY", "--prompt", "a hall", "--seconds", "0"], "--seconds"),
+        (["reverb", "DRY", "--prompt", "a hall", "--iters", "0"], "--iters"),
+        (["reverb", "DRY", "--prompt", "a hall", "--cfg", "nan"], "--cfg"),
+    ],
+)
+def test_cli_usage_errors_are_one_line(tmp_path, capsys, argv, needle):
+    import soundfile as sf
+
+    from audiosds.cli import main
+
+    dry = _dry(tmp_path / "dry.wav", 0.2)
+    sf.write(str(tmp_path / "silent.wav"), np.zeros(1000), RATE)
+    names = {"DRY": str(dry), "SILENT": str(tmp_path / "silent.wav"), "missing.wav": str(tmp_path / "m.wav")}
+    argv = [names.get(a, a) for a in argv]
+    code = main([*argv, "--quiet", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("audiosds: error:"), err
+    assert needle in err
+    assert not (tmp_path / "out").exists()

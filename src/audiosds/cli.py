@@ -5,6 +5,7 @@
     audiosds separate MIX --prompt TEXT --prompt TEXT [options] -o DIR    split a recording by prompts
     audiosds generate --prompt TEXT [options] -o OUT.wav  text-to-audio with the prior alone
     audiosds suggest  MIX [--top N]                     prompts for what is audible in a recording
+    audiosds reverb   DRY --prompt TEXT [options] -o DIR  tune a room's reverb toward a prompt
 
 The options and the settings they set are declared once, in :mod:`audiosds.options`. Every
 command runs the same steps around its task (:func:`_start`, :func:`_write_config`,
@@ -47,6 +48,14 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
 SYNTH_OUTPUTS = ("audio.wav", "params.json", "config.yaml", "history.csv", "spectrogram.png", "checkpoint.pt")
+REVERB_OUTPUTS = (
+    "wet.wav",
+    "impulse_response.wav",
+    "params.json",
+    "config.yaml",
+    "history.csv",
+    "spectrogram.png",
+)
 SEPARATE_OUTPUTS = (
     "mixture_reconstruction.wav",
     "params.json",
@@ -153,7 +162,7 @@ def _finish(
     prompt scores at start and end) and remove the ``checkpoints`` of a completed run unless
     --keep-checkpoint; the exit status follows the ending."""
     out, done = run.out, len(result.history)
-    if result.status == "completed" and not args.keep_checkpoint:
+    if result.status == "completed" and not getattr(args, "keep_checkpoint", False):
         for path in checkpoints:
             path.unlink(missing_ok=True)
     if result.status == "stopped":
@@ -677,6 +686,114 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_reverb(cfg: dict[str, Any]) -> None:
+    """reverb: a dry recording, one non-empty prompt, a sane excerpt length."""
+    if cfg["dry"] is None:
+        raise UsageError("DRY: an input audio file is required")
+    _check_prompt(cfg)
+
+
+def _run_reverb(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .acoustics import band_rt60
+    from .audio import AudioError, load_audio, save_wav, write_text
+    from .plots import save_spectrograms
+    from .resources import check_memory, estimate_bytes
+    from .tasks.reverb import fit_room, room_at
+
+    run = _start(args, _check_reverb, lambda cfg, sections: REVERB_OUTPUTS)
+    cfg, out, sds_cfg, synth_cfg = run.cfg, run.out, run.sections["sds"], run.sections["synthesize"]
+    dry_path = Path(cfg["dry"])
+    try:
+        dry, sample_rate = load_audio(dry_path)  # (C, N)
+    except AudioError as err:
+        raise UsageError(str(err)) from err
+    if float(np.abs(dry).max()) == 0.0:
+        raise UsageError(f"DRY {dry_path}: is silent; a room needs a sound to reverberate")
+    room = dict(cfg["renderer"])
+    try:
+        from .renderers.reverb import ReverbConfig
+
+        ReverbConfig(**{**room, "sample_rate": sample_rate})
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"renderer: {err}") from err
+    prior = _build_prior(cfg["prior"], cfg["device"])
+    _warn_uncovered(prior, [cfg["prompt"]], cfg["prior"]["name"])
+    rows = int(room.get("batch_size", 1)) * sds_cfg.num_draws * 2
+    fit = min(float(cfg["seconds"]), dry.shape[1] / sample_rate)
+    check_memory(estimate_bytes(rows, round(fit * prior.sample_rate), prior.channels), "this reverb run")
+    scorer = _build_scorer(args)
+    _write_config(run, out / "config.yaml", dry=str(dry_path.resolve()))
+
+    shown = {"loss": ("loss", ".3g"), "sigma": ("sigma", ".2g"), "score": ("score", ".3f")}
+    (renderer, result), signum, elapsed = _optimise(
+        args,
+        synth_cfg.iters,
+        shown,
+        lambda **hooks: fit_room(
+            dry,
+            sample_rate,
+            prior,
+            cfg["prompt"],
+            room,
+            synth_cfg,
+            sds_cfg,
+            negative=cfg["negative"],
+            fit_seconds=float(cfg["seconds"]),
+            loop=run.sections["loop"],
+            scorer=scorer,
+            **hooks,
+        ),
+    )
+
+    tuned = room_at(result.params, {k: v for k, v in room.items() if k != "batch_size"}, sample_rate)
+    wet = tuned.apply(dry)  # (C, N + tail)
+    peak = float(np.abs(wet).max())
+    save_wav(out / "wet.wav", wet * (0.99 / peak) if peak > 0.99 else wet, sample_rate)
+    response = tuned.with_predelay().numpy()
+    save_wav(
+        out / "impulse_response.wav", response[None] * (0.9 / float(np.abs(response).max())), sample_rate
+    )
+    measured = band_rt60(response, sample_rate)
+    params = {
+        "renderer": "reverb",
+        "prompt": cfg["prompt"],
+        "dry": str(dry_path),
+        "sample_rate": sample_rate,
+        "iterations": len(result.history),
+        **({"scores": result.scores} if result.scores else {}),
+        "rt60_s": {
+            f"{c:g} Hz": float(v) for c, v in zip(tuned.band_centres_hz, tuned.values["rt60_s"], strict=True)
+        },
+        "measured_rt60_s": {f"{c:g} Hz": round(v, 4) for c, v in measured.items()},
+        "predelay_s": float(tuned.values["predelay_s"]),
+        "early_density_per_s": float(tuned.values["early_density"]),
+        "early_level_db": float(tuned.values["early_level_db"]),
+        "wet": float(tuned.values["wet"]),
+        "params": result.params,
+    }
+    write_text(out / "params.json", json.dumps(params, indent=2) + "\n")
+    write_text(out / "history.csv", _history_csv(result.history))
+    after = "best" if result.scores.get("reported") == "best" else "after"
+    save_spectrograms(
+        out / "spectrogram.png",
+        [
+            ("dry", renderer.dry[None].numpy()),
+            ("before", result.initial_audio[0].numpy()),
+            (f"{after}: {cfg['prompt'][:40]}", result.audio[0].numpy()),
+        ],
+        prior.sample_rate,
+    )
+    summary = ""
+    if result.scores:
+        summary = f"; prompt score {_score_change(result.scores['initial'], result.scores['reported_score'])}"
+    mid = [v for c, v in measured.items() if c in (500.0, 1000.0)]
+    if mid:
+        summary += f"; mid-band RT60 {sum(mid) / len(mid):.2f} s"
+    return _finish(args, run, result, signum, elapsed, [], summary)
+
+
 def _run_suggest(args: argparse.Namespace) -> int:
     """Print the ranked prompts, overall and per window; write nothing."""
     from .audio import AudioError, load_audio
@@ -713,6 +830,7 @@ COMMANDS = {
     "separate": _run_separate,
     "generate": _run_generate,
     "suggest": _run_suggest,
+    "reverb": _run_reverb,
 }
 
 

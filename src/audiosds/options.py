@@ -28,9 +28,13 @@ SYNTH = ("fm", "impact")
 SEPARATE = ("separate",)
 GENERATE = ("generate",)
 SUGGEST = ("suggest",)
+REVERB = ("reverb",)
 FOLDER = SYNTH + SEPARATE  # the commands that write a run folder (and can be resumed)
 COMMANDS = FOLDER + GENERATE
-ALL = COMMANDS + SUGGEST
+TUNE = SYNTH + REVERB  # the commands that tune a renderer toward a prompt
+OUT_DIR = FOLDER + REVERB  # the commands that write a run folder
+RUN = COMMANDS + REVERB  # the commands that run a prior
+ALL = RUN + SUGGEST
 
 DEFAULT_PARTICLES = 2  # fm / impact: starts optimised side by side in one batch (1.4-2.1x one's time)
 # generate's settings file keeps GenerateConfig's fields at its top level, under these names
@@ -135,6 +139,7 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
     from .sds import SDSConfig
     from .tasks.generate import GenerateConfig
     from .tasks.loop import LoopConfig
+    from .tasks.reverb import FIT_SECONDS
     from .tasks.separate import SEPARATION_SDS, SeparateConfig
     from .tasks.suggest import SuggestConfig
     from .tasks.synthesize import SYNTHESIS_SDS, SynthesizeConfig
@@ -144,6 +149,19 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
     head = {"command": command, "prompt": None, "negative": None}
     prior = prior or DEFAULT_PRIOR
     run = {"device": "cpu", "threads": None, "prior": Section(base={"name": prior})}
+    if command == "reverb":
+        return {
+            "command": command,
+            "dry": None,
+            "prompt": None,
+            "negative": None,
+            "seconds": FIT_SECONDS,
+            **run,
+            "renderer": Section(base={"batch_size": DEFAULT_PARTICLES}),
+            "synthesize": Section(SynthesizeConfig),
+            "sds": Section(SDSConfig, {**SYNTHESIS_SDS, **prior_defaults(prior, "synthesis")}),
+            "loop": Section(LoopConfig),
+        }
     if command in SYNTH:
         return {
             **head,
@@ -226,41 +244,44 @@ def options() -> tuple[Option, ...]:
         _opt(
             "mixture", to={SEPARATE + SUGGEST: "mixture"}, help="audio file (WAV, FLAC, OGG, ...)", nargs="?"
         ),
+        _opt("dry", to={REVERB: "dry"}, help="the dry recording (WAV, FLAC, OGG, ...)", nargs="?"),
         _opt(
-            "--prompt", to={SYNTH + GENERATE: "prompt"}, help="what the sound should be, in words (required)"
+            "--prompt",
+            to={TUNE + GENERATE: "prompt"},
+            help="what the sound should be, in words (required)",
         ),
         _opt(
             "--negative",
-            to={SYNTH + GENERATE: "negative"},
+            to={TUNE + GENERATE: "negative"},
             help="what the sound should not be, in words (default: {default})",
         ),
         _opt(
             "--seed",
-            to={SYNTH: "synthesize.seed renderer.seed", SEPARATE: "separate.seed", GENERATE: "seed"},
+            to={TUNE: "synthesize.seed renderer.seed", SEPARATE: "separate.seed", GENERATE: "seed"},
             help="random seed; the same seed gives the same result (default {default})",
             type=int,
         ),
         _opt(
             "--prior",
-            to={COMMANDS: "prior.name"},
+            to={RUN: "prior.name"},
             help="the diffusion model that judges and guides the sound (default {default}, shipped "
             "with the package; analytic is a test oracle that knows no sounds)",
             choices=sorted(PRIORS),
         ),
         _opt(
             "--model",
-            to={COMMANDS: "prior.model"},
+            to={RUN: "prior.model"},
             help="model folder or Hugging Face id, for stable-audio-open (default: {default})",
         ),
         _opt(
             "--cfg",
-            to={FOLDER: "sds.cfg_scale", GENERATE: "cfg"},
+            to={OUT_DIR: "sds.cfg_scale", GENERATE: "cfg"},
             help="prompt strength: higher follows the prompt harder, too high buzzes (default {default})",
             type=_finite_float,
         ),
         _opt(
             "--device",
-            to={COMMANDS: "device"},
+            to={RUN: "device"},
             help="where to compute (default {default})",
             choices=("cpu", "cuda"),
         ),
@@ -279,10 +300,8 @@ def options() -> tuple[Option, ...]:
             type=Path,
         ),
         _opt("--debug", to=ALL, help="show full tracebacks on errors", action="store_true"),
-        _opt(
-            "--no-score", to=COMMANDS, help="do not score the sound against the prompt", action="store_true"
-        ),
-        _opt("--quiet", to=COMMANDS, help="no progress bar and no closing line", action="store_true"),
+        _opt("--no-score", to=RUN, help="do not score the sound against the prompt", action="store_true"),
+        _opt("--quiet", to=RUN, help="no progress bar and no closing line", action="store_true"),
         _opt(
             "--prompt",
             to={SEPARATE: "prompts"},
@@ -300,7 +319,7 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--iters",
-            to={SYNTH: "synthesize.iters"},
+            to={TUNE: "synthesize.iters"},
             help="optimisation steps (default {default})",
             type=_positive_int,
         ),
@@ -312,7 +331,7 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--lr",
-            to={SYNTH: "synthesize.lr"},
+            to={TUNE: "synthesize.lr"},
             help="step size of the parameter updates (Adam learning rate; default {default})",
             type=_finite_float,
         ),
@@ -364,33 +383,39 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--seconds",
+            to={REVERB: "seconds"},
+            help="the room is tuned on the loudest this many seconds of DRY (default {default})",
+            type=_finite_float,
+        ),
+        _opt(
+            "--seconds",
             to={GENERATE: "seconds"},
             help="length in seconds (default {default})",
             type=_finite_float,
         ),
         _opt(
             "--mode",
-            to={SYNTH: "sds.mode"},
+            to={TUNE: "sds.mode"},
             help="how the prior's suggestion is compared with the sound: spectral (magnitude "
             "spectrograms), decoder (waveforms) or latent (the prior's own code) (default {default})",
             choices=MODES,
         ),
         _opt(
             "--steps",
-            to={FOLDER: "sds.num_steps"},
+            to={OUT_DIR: "sds.num_steps"},
             help="denoising steps per suggestion from the prior (default {default})",
             type=_positive_int,
         ),
         _opt("--steps", to={GENERATE: "steps"}, help="sampler steps (default {default})", type=_positive_int),
         _opt(
             "--draws",
-            to={SYNTH: "sds.num_draws"},
+            to={TUNE: "sds.num_draws"},
             help="noise draws averaged per optimisation step (default {default})",
             type=_positive_int,
         ),
         _opt(
             "--particles",
-            to={SYNTH: "renderer.batch_size"},
+            to={TUNE: "renderer.batch_size"},
             help="independent starting sounds tuned side by side, the best-scoring reported "
             "(default {default}; each costs about one more run's time)",
             type=_positive_int,
@@ -398,7 +423,7 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--final",
-            to={SYNTH: "synthesize.keep_best"},
+            to={TUNE: "synthesize.keep_best"},
             help="report the last iterate instead of the best-scoring one (default: the best)",
             action="store_const",
             const=False,
@@ -422,10 +447,10 @@ def options() -> tuple[Option, ...]:
             help="deterministic sampler (default {default})",
             choices=METHODS,
         ),
-        _opt("-o", "--out", to=FOLDER, help="output folder (required)", type=Path),
+        _opt("-o", "--out", to=OUT_DIR, help="output folder (required)", type=Path),
         _opt("-o", "--out", to=GENERATE, help="output WAV file (required)", type=Path),
         _opt(
-            "--force", to=FOLDER, help="replace this tool's files in an existing folder", action="store_true"
+            "--force", to=OUT_DIR, help="replace this tool's files in an existing folder", action="store_true"
         ),
         _opt("--force", to=GENERATE, help="replace existing output files", action="store_true"),
         _opt(
@@ -485,6 +510,14 @@ SUBCOMMANDS = {  # name -> (one-line help, description)
         "Split a recording into one source per prompt: the sources add up to the recording, and each is "
         "pushed toward its prompt. Writes source_1.wav, source_2.wav, ..., mixture_reconstruction.wav, "
         "params.json, config.yaml, history.csv and spectrograms.png.",
+    ),
+    "reverb": (
+        "tune a room's reverb so a dry recording matches a prompt",
+        "Tune a reverb (per-octave RT60, pre-delay, early reflections, wet/dry) so that a dry recording "
+        "through it matches a text prompt such as 'in a large stone hall'. Writes wet.wav (the whole "
+        "recording through the room, with its tail), impulse_response.wav, params.json (the room in "
+        "human units, and the RT60 measured on the written response), config.yaml, history.csv and "
+        "spectrogram.png.",
     ),
     "suggest": (
         "suggest prompts for what is audible in a recording",
