@@ -1,17 +1,10 @@
-"""Shared test set-up: the helpers in this folder (e.g. ``tiny_sao``) are importable from any
-test module, and every test runs with one intra-op thread."""
+"""Shared test set-up: every test runs with one intra-op thread. (The helper modules in this folder,
+e.g. ``renderer_helpers``, import by name: pytest puts a rootless test folder on ``sys.path``.)"""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-_TESTS = str(Path(__file__).resolve().parent)
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
 
 
 @pytest.fixture(autouse=True)

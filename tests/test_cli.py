@@ -206,7 +206,7 @@ def test_entry_point_reports_errors_without_traceback(tmp_path):
 
 @pytest.mark.parametrize("command", ["fm", "impact"])
 def test_synth_runs_offline_on_a_stable_audio_open_folder(tmp_path, capsys, monkeypatch, command):
-    from tiny_sao import build_tiny_stable_audio
+    from audiosds.bench.sao import build_tiny_stable_audio
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = build_tiny_stable_audio(tmp_path / "sao")
@@ -240,7 +240,7 @@ def test_synth_runs_offline_on_a_stable_audio_open_folder(tmp_path, capsys, monk
 def test_model_folder_missing_parts_is_one_line(tmp_path, capsys, monkeypatch):
     import shutil
 
-    from tiny_sao import build_tiny_stable_audio
+    from audiosds.bench.sao import build_tiny_stable_audio
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = build_tiny_stable_audio(tmp_path / "sao")

@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from diffusers import StableAudioPipeline
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 
+from audiosds.bench.sao import TINY_MAX_FRAMES, build_tiny_stable_audio
 from audiosds.priors import build
 from audiosds.priors.stable_audio import ModelLoadError, StableAudioConfig, StableAudioPrior
 from audiosds.sampling import denoise_from
 from audiosds.sds import SDSConfig, sds_step
-from tiny_sao import TINY_MAX_FRAMES, build_tiny_stable_audio
 
 HOP = 2048
 SR = 44100
