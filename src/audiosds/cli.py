@@ -6,6 +6,7 @@
     audiosds generate --prompt TEXT [options] -o OUT.wav  text-to-audio with the prior alone
     audiosds suggest  MIX [--top N]                     prompts for what is audible in a recording
     audiosds reverb   DRY --prompt TEXT [options] -o DIR  tune a room's reverb toward a prompt
+    audiosds enhance  NOISY [--prompt TEXT] [options] -o DIR  keep the prompted sound, remove the noise
 
 The options and the settings they set are declared once, in :mod:`audiosds.options`. Every
 command runs the same steps around its task (:func:`_start`, :func:`_write_config`,
@@ -55,6 +56,14 @@ REVERB_OUTPUTS = (
     "config.yaml",
     "history.csv",
     "spectrogram.png",
+)
+ENHANCE_OUTPUTS = (
+    "enhanced.wav",
+    "noise.wav",
+    "params.json",
+    "config.yaml",
+    "history.csv",
+    "spectrograms.png",
 )
 SEPARATE_OUTPUTS = (
     "mixture_reconstruction.wav",
@@ -794,6 +803,89 @@ def _run_reverb(args: argparse.Namespace) -> int:
     return _finish(args, run, result, signum, elapsed, [], summary)
 
 
+def _check_enhance(cfg: dict[str, Any]) -> None:
+    """enhance: a noisy recording, non-empty prompts."""
+    if cfg["noisy"] is None:
+        raise UsageError("NOISY: an input audio file is required")
+    for flag, key in (("--prompt", "prompt"), ("--noise-prompt", "noise_prompt")):
+        if not isinstance(cfg[key], str) or not cfg[key].strip():
+            raise UsageError(f"{flag}: expected non-empty text")
+
+
+def _run_enhance(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .audio import AudioError, load_audio, save_wav, write_text
+    from .plots import save_spectrograms
+    from .resources import check_memory, estimate_bytes
+    from .tasks.enhance import enhance
+    from .tasks.separate import check_member_sds, num_windows
+
+    run = _start(args, _check_enhance, lambda cfg, sections: ENHANCE_OUTPUTS)
+    cfg, out, sep_cfg, sds_cfg = run.cfg, run.out, run.sections["separate"], run.sections["sds"]
+    if sep_cfg.noise_source:
+        raise UsageError("separate.noise_source: enhance's catch-all is --noise-prompt; leave it off")
+    try:
+        check_member_sds(sds_cfg)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    noisy_path = Path(cfg["noisy"])
+    try:
+        noisy, sample_rate = load_audio(noisy_path)  # (C, N)
+    except AudioError as err:
+        raise UsageError(str(err)) from err
+    if float(np.abs(noisy).max()) == 0.0:
+        print(f"audiosds: warning: {noisy_path} is silent; both outputs will be silent too", file=sys.stderr)
+    prior = _build_prior(cfg["prior"], cfg["device"])
+    _warn_uncovered(prior, [cfg["prompt"], cfg["noise_prompt"]], cfg["prior"]["name"])
+    window = min(
+        round(sep_cfg.max_seconds * prior.sample_rate),
+        round(noisy.shape[1] * prior.sample_rate / sample_rate),
+    )
+    check_memory(
+        estimate_bytes(2 * sds_cfg.num_draws * 2 * len(sep_cfg.sds_modes), window, prior.channels), "this run"
+    )
+    scorer = _build_scorer(args)
+    _write_config(run, out / "config.yaml", noisy=str(noisy_path.resolve()))
+
+    result, signum, elapsed = _optimise(
+        args,
+        num_windows(noisy.shape[1], sample_rate, prior, sep_cfg) * sep_cfg.iters,
+        {"rec": ("rec_loss", ".3g"), "sds": ("sds_norm", ".2g")},
+        lambda **hooks: enhance(
+            noisy,
+            sample_rate,
+            prior,
+            cfg["prompt"],
+            cfg["noise_prompt"],
+            sep_cfg,
+            sds_cfg,
+            loop=run.sections["loop"],
+            scorer=scorer,
+            **hooks,
+        ),
+    )
+
+    save_wav(out / "enhanced.wav", result.enhanced, sample_rate)
+    save_wav(out / "noise.wav", result.noise, sample_rate)
+    separation = result.separation
+    params = {
+        "noisy": str(noisy_path),
+        "files": {"enhanced.wav": cfg["prompt"], "noise.wav": cfg["noise_prompt"]},
+        **separation.params,
+    }
+    write_text(out / "params.json", json.dumps(params, indent=2) + "\n")
+    write_text(out / "history.csv", _history_csv(separation.history))
+    panels = [
+        ("noisy", noisy),
+        (f"enhanced: {cfg['prompt'][:32]}", result.enhanced),
+        (f"noise: {cfg['noise_prompt'][:32]}", result.noise),
+    ]
+    save_spectrograms(out / "spectrograms.png", panels, sample_rate)
+    summary = _separation_scores(separation.history, 2)
+    return _finish(args, run, separation, signum, elapsed, [], summary)
+
+
 def _run_suggest(args: argparse.Namespace) -> int:
     """Print the ranked prompts, overall and per window; write nothing."""
     from .audio import AudioError, load_audio
@@ -831,6 +923,7 @@ COMMANDS = {
     "generate": _run_generate,
     "suggest": _run_suggest,
     "reverb": _run_reverb,
+    "enhance": _run_enhance,
 }
 
 

@@ -29,11 +29,13 @@ SEPARATE = ("separate",)
 GENERATE = ("generate",)
 SUGGEST = ("suggest",)
 REVERB = ("reverb",)
+ENHANCE = ("enhance",)
 FOLDER = SYNTH + SEPARATE  # the commands that write a run folder (and can be resumed)
 COMMANDS = FOLDER + GENERATE
 TUNE = SYNTH + REVERB  # the commands that tune a renderer toward a prompt
-OUT_DIR = FOLDER + REVERB  # the commands that write a run folder
-RUN = COMMANDS + REVERB  # the commands that run a prior
+OUT_DIR = FOLDER + REVERB + ENHANCE  # the commands that write a run folder
+RUN = COMMANDS + REVERB + ENHANCE  # the commands that run a prior
+SEPARATING = SEPARATE + ENHANCE  # the commands that run a separation
 ALL = RUN + SUGGEST
 
 DEFAULT_PARTICLES = 2  # fm / impact: starts optimised side by side in one batch (1.4-2.1x one's time)
@@ -137,6 +139,7 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
     from .renderers.fm import FMConfig
     from .renderers.impact import ImpactConfig
     from .sds import SDSConfig
+    from .tasks.enhance import DEFAULT_PROMPT, ENHANCE_SEPARATE, NOISE_PROMPT
     from .tasks.generate import GenerateConfig
     from .tasks.loop import LoopConfig
     from .tasks.reverb import FIT_SECONDS
@@ -149,6 +152,22 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
     head = {"command": command, "prompt": None, "negative": None}
     prior = prior or DEFAULT_PRIOR
     run = {"device": "cpu", "threads": None, "prior": Section(base={"name": prior})}
+    separation = {
+        "separate": Section(SeparateConfig, prior_defaults(prior, "separation", "separate")),
+        "sds": Section(SDSConfig, {**SEPARATION_SDS, **prior_defaults(prior, "separation")}),
+        "loop": Section(LoopConfig),
+    }
+    if command == "enhance":
+        enhance = {**prior_defaults(prior, "separation", "separate"), **ENHANCE_SEPARATE}
+        return {
+            "command": command,
+            "noisy": None,
+            "prompt": DEFAULT_PROMPT,
+            "noise_prompt": NOISE_PROMPT,
+            **run,
+            **separation,
+            "separate": Section(SeparateConfig, enhance),
+        }
     if command == "reverb":
         return {
             "command": command,
@@ -179,9 +198,7 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
             "prompts": None,
             "negative": None,
             **run,
-            "separate": Section(SeparateConfig, prior_defaults(prior, "separation", "separate")),
-            "sds": Section(SDSConfig, {**SEPARATION_SDS, **prior_defaults(prior, "separation")}),
-            "loop": Section(LoopConfig),
+            **separation,
         }
     return {
         **head,
@@ -245,6 +262,7 @@ def options() -> tuple[Option, ...]:
             "mixture", to={SEPARATE + SUGGEST: "mixture"}, help="audio file (WAV, FLAC, OGG, ...)", nargs="?"
         ),
         _opt("dry", to={REVERB: "dry"}, help="the dry recording (WAV, FLAC, OGG, ...)", nargs="?"),
+        _opt("noisy", to={ENHANCE: "noisy"}, help="the noisy recording (WAV, FLAC, OGG, ...)", nargs="?"),
         _opt(
             "--prompt",
             to={TUNE + GENERATE: "prompt"},
@@ -257,7 +275,7 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--seed",
-            to={TUNE: "synthesize.seed renderer.seed", SEPARATE: "separate.seed", GENERATE: "seed"},
+            to={TUNE: "synthesize.seed renderer.seed", SEPARATING: "separate.seed", GENERATE: "seed"},
             help="random seed; the same seed gives the same result (default {default})",
             type=int,
         ),
@@ -311,6 +329,16 @@ def options() -> tuple[Option, ...]:
             metavar="PROMPTS",
         ),
         _opt(
+            "--prompt",
+            to={ENHANCE: "prompt"},
+            help="what to keep, in words (default: {default})",
+        ),
+        _opt(
+            "--noise-prompt",
+            to={ENHANCE: "noise_prompt"},
+            help="what to remove, in words: the catch-all source (default: {default})",
+        ),
+        _opt(
             "--negative",
             to={SEPARATE: "negative"},
             help="per-source negative prompts, none or one per --prompt (default: {default})",
@@ -325,7 +353,7 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--iters",
-            to={SEPARATE: "separate.iters"},
+            to={SEPARATING: "separate.iters"},
             help="optimisation steps per window (default {default})",
             type=_positive_int,
         ),
@@ -337,19 +365,19 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--lr",
-            to={SEPARATE: "separate.lr"},
+            to={SEPARATING: "separate.lr"},
             help="step size of the updates (Adam learning rate; default {default})",
             type=_finite_float,
         ),
         _opt(
             "--gamma",
-            to={SEPARATE: "separate.gamma"},
+            to={SEPARATING: "separate.gamma"},
             help="weight of the prompts against fitting the recording (default {default})",
             type=_finite_float,
         ),
         _opt(
             "--sources",
-            to={SEPARATE: "separate.parametrization"},
+            to={SEPARATING: "separate.parametrization"},
             help="how a source is represented: remasked (the prior's sound turned into a mask over the "
             "recording), masks (masks over the recording) or latent (the prior's code) (default {default})",
             choices=PARAMETRIZATIONS,
@@ -518,6 +546,13 @@ SUBCOMMANDS = {  # name -> (one-line help, description)
         "recording through the room, with its tail), impulse_response.wav, params.json (the room in "
         "human units, and the RT60 measured on the written response), config.yaml, history.csv and "
         "spectrogram.png.",
+    ),
+    "enhance": (
+        "keep the prompted sound (speech by default), remove the noise",
+        "Separate the sound a prompt names (default: speech) from everything else, a catch-all "
+        "noise source: a two-source separation with settings tuned for speech in noise. Writes "
+        "enhanced.wav and noise.wav (which add up to the input), params.json, config.yaml, history.csv "
+        "and spectrograms.png.",
     ),
     "suggest": (
         "suggest prompts for what is audible in a recording",

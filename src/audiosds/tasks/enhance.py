@@ -1,0 +1,105 @@
+"""Enhancement: the prompted source (speech by default) separated from a catch-all noise source.
+
+The Audio-SDS paper names noise removal as a use of its separation (eq. 13) with a "noise"
+catch-all channel. Here it is :func:`audiosds.tasks.separate.separate` with two sources: the
+prompt (``"a man speaking"``) and ``noise_prompt``, each the other's negative prompt (contrast),
+with settings tuned for speech in noise (``ENHANCE_SEPARATE``). The sources add up to the noisy
+recording: ``enhanced + noise = noisy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import Tensor
+
+from ..priors import Prior, prior_defaults
+from ..scorer import PromptScorer
+from ..sds import SDSConfig
+from .loop import LoopConfig
+from .separate import SeparateConfig, SeparationResult, separate, separation_sds
+
+DEFAULT_PROMPT = "a man speaking"  # the spoken-digit vocabulary's own fixed caption
+# the catch-all: the noise family's caption, and the names of the real noises the prior learned
+NOISE_PROMPT = "background noise"
+# enhance's own settings over the prior's separation defaults (benchmarks/enhance.py, RESULTS.md
+# "Speech enhancement")
+ENHANCE_SEPARATE: dict[str, object] = {}
+
+
+def enhance_config(prior: str | Prior | None = None, **overrides: object) -> SeparateConfig:
+    """The separation settings :func:`enhance` uses by default: the prior's separation defaults,
+    then ``ENHANCE_SEPARATE``, then ``overrides``."""
+    return SeparateConfig(
+        **{**prior_defaults(prior, "separation", "separate"), **ENHANCE_SEPARATE, **overrides}
+    )
+
+
+@dataclass
+class EnhanceResult:
+    """What :func:`enhance` produced, in the input's format.
+
+    Attributes:
+        enhanced: the prompted source, (C, N) at the input's rate.
+        noise: everything else, (C, N); ``enhanced + noise`` is the input.
+        separation: the separation it came from (history, params, status).
+    """
+
+    enhanced: np.ndarray
+    noise: np.ndarray
+    separation: SeparationResult = field(repr=False)
+
+
+def enhance(
+    noisy: np.ndarray | Tensor,
+    sample_rate: int,
+    prior: Prior,
+    prompt: str = DEFAULT_PROMPT,
+    noise_prompt: str = NOISE_PROMPT,
+    config: SeparateConfig | None = None,
+    sds: SDSConfig | None = None,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+    loop: LoopConfig | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    scorer: PromptScorer | None = None,
+) -> EnhanceResult:
+    """Separate the source ``prompt`` names from the rest of ``noisy``.
+
+    Args:
+        noisy: channel-first (C, N) audio at ``sample_rate``.
+        sample_rate: in Hz.
+        prior: a frozen Prior.
+        prompt: what to keep.
+        noise_prompt: what to remove: the catch-all source's prompt.
+        config: separation settings (default :func:`enhance_config` of ``prior``); its
+            ``noise_source`` must stay off (the catch-all is the second prompt).
+        sds: the SDS update (default: ``separation_sds(prior)``).
+        progress, loop, should_stop, scorer: as for ``separate``.
+
+    Shape:
+        noisy (C, N) -> enhanced, noise (C, N)
+    """
+    config = config or enhance_config(prior)
+    if config.noise_source:
+        raise ValueError("enhance: expected noise_source off (the noise prompt is the catch-all source)")
+    for name, text in (("prompt", prompt), ("noise_prompt", noise_prompt)):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"enhance {name}: expected non-empty text, got {text!r}")
+    result = separate(
+        noisy,
+        sample_rate,
+        prior,
+        [prompt, noise_prompt],
+        config,
+        sds or separation_sds(prior),
+        progress=progress,
+        loop=loop,
+        should_stop=should_stop,
+        scorer=scorer,
+    )
+    return EnhanceResult(result.sources[0], result.sources[1], result)
+
+
+__all__ = ["DEFAULT_PROMPT", "ENHANCE_SEPARATE", "NOISE_PROMPT", "EnhanceResult", "enhance", "enhance_config"]
