@@ -180,3 +180,71 @@ def test_broken_input_files_fail_cleanly(tmp_path, capsys, case):
         ]
     )
     assert_clean_failure(code, capsys.readouterr().err, out)
+
+
+# -- issue 30's commands: suggest, reverb, enhance ------------------------------------------------
+
+NEW_APPLIES = {
+    "suggest": {"--top": ["0", "-1", "x", "1.5"], "--window": ["0", "nan", "x", "-1", "1e9"]},
+    "reverb": {
+        flag: BAD_OPTIONS[flag]
+        for flag in (
+            "--iters",
+            "--cfg",
+            "--seconds",
+            "--steps",
+            "--lr",
+            "--prior",
+            "--draws",
+            "--mode",
+            "--device",
+        )
+    },
+    "enhance": {
+        flag: BAD_OPTIONS[flag]
+        for flag in ("--iters", "--cfg", "--lr", "--prior", "--gamma", "--device", "--sources")
+    },
+}
+PROMPTED = {
+    "reverb": ["--prompt", "in a large hall"],
+    "enhance": ["--prompt", "a man speaking"],
+    "suggest": [],
+}
+
+
+def new_argument_case(rng: random.Random) -> list[str]:
+    command = rng.choice(sorted(NEW_APPLIES))
+    argv = [command, "MIXTURE", *PROMPTED[command]]
+    if command != "suggest" and rng.random() < 0.2:
+        argv[-1] = rng.choice(["", "  ", "\t"])
+    for flag in rng.sample(sorted(NEW_APPLIES[command]), rng.randint(1, 2)):
+        argv += [flag, rng.choice(NEW_APPLIES[command][flag])]
+    return argv if command == "suggest" else [*argv, "-o", "OUT"]
+
+
+NEW_ARG_CASES = [new_argument_case(random.Random(SEED * 3 + i)) for i in range(45)]
+NEW_FILE_CASES = [
+    (c, broken_file(random.Random(SEED * 11 + i))) for i, c in enumerate(sorted(NEW_APPLIES) * 10)
+]
+
+
+@pytest.mark.parametrize("argv", NEW_ARG_CASES, ids=[" ".join(a)[:60] for a in NEW_ARG_CASES])
+def test_new_commands_refuse_bad_arguments_cleanly(tmp_path, capsys, good_mixture, argv):
+    out = tmp_path / "out"
+    resolved = [str(good_mixture) if a == "MIXTURE" else str(out) if a == "OUT" else a for a in argv]
+    code = main(resolved if argv[0] == "suggest" else [*resolved, "--quiet"])
+    assert_clean_failure(code, capsys.readouterr().err, out)
+
+
+@pytest.mark.parametrize(
+    "case", NEW_FILE_CASES, ids=[f"{c}-{i}-{f[0]}" for i, (c, f) in enumerate(NEW_FILE_CASES)]
+)
+def test_new_commands_refuse_broken_files_cleanly(tmp_path, capsys, case):
+    command, (suffix, content) = case
+    path = tmp_path / f"input{suffix}"
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "out"
+    argv = [command, str(path), *PROMPTED[command]]
+    code = main(argv if command == "suggest" else [*argv, "--iters", "1", "--quiet", "-o", str(out)])
+    assert_clean_failure(code, capsys.readouterr().err, out)
