@@ -16,14 +16,18 @@ import pytest
 import soundfile as sf
 import yaml
 
+from audiosds.bench.audioldm2 import build_tiny_audioldm2
 from audiosds.bench.sa3 import build_tiny_stable_audio_3
 from audiosds.bench.sao import build_tiny_stable_audio
 from audiosds.cli import main
 from audiosds.priors import MODEL_FIELD, PIPELINE_PRIORS, PRIORS, build
+from audiosds.priors.audioldm2 import AudioLDM2Prior
 from audiosds.priors.stable_audio import ModelLoadError, StableAudioPrior
 from audiosds.priors.stable_audio_3 import StableAudio3Prior
 
 SECONDS = 0.25
+# the new backends' tiny folders, with their audio format: (sample rate, channels)
+FORMATS = {"StableAudio3Pipeline": (44100, 2), "AudioLDM2Pipeline": (16000, 1)}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,6 +45,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "StableAudioPipeline": build_tiny_stable_audio(root / "sao"),
         "StableAudio3Pipeline": build_tiny_stable_audio_3(root / "sa3"),
+        "AudioLDM2Pipeline": build_tiny_audioldm2(root / "ldm2"),
     }
 
 
@@ -55,7 +60,11 @@ def test_every_pipeline_backend_is_registered_with_a_model_option() -> None:
 
 @pytest.mark.parametrize(
     ("pipeline", "prior_class"),
-    [("StableAudioPipeline", StableAudioPrior), ("StableAudio3Pipeline", StableAudio3Prior)],
+    [
+        ("StableAudioPipeline", StableAudioPrior),
+        ("StableAudio3Pipeline", StableAudio3Prior),
+        ("AudioLDM2Pipeline", AudioLDM2Prior),
+    ],
 )
 def test_auto_picks_the_backend_named_by_model_index(
     folders: dict[str, Path], pipeline: str, prior_class: type
@@ -104,11 +113,12 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.parametrize("pipeline", FORMATS)
 @pytest.mark.parametrize("command", ["fm", "impact"])
 def test_synthesis_runs_on_auto(
-    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, pipeline: str
 ) -> None:
-    model = folders["StableAudio3Pipeline"]
+    model, (rate, _) = folders[pipeline], FORMATS[pipeline]
     out = tmp_path / "run"
     code, err = _cli(
         capsys, command, "--prior", "auto", "--model", model, "--prompt", "a bell", "--iters", "2",
@@ -116,42 +126,49 @@ def test_synthesis_runs_on_auto(
     )  # fmt: skip
     assert code == 0, err
     info = sf.info(str(out / "audio.wav"))
-    assert (info.samplerate, info.frames) == (44100, round(SECONDS * 44100))
+    # the renderers are mono (duplicated to stereo for a stereo prior), at the prior's rate
+    assert (info.samplerate, info.channels, info.frames) == (rate, 1, round(SECONDS * rate))
     audio, _ = sf.read(str(out / "audio.wav"))
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
     assert yaml.safe_load((out / "config.yaml").read_text())["prior"] == {"name": "auto", "model": str(model)}
 
 
+@pytest.mark.parametrize("pipeline", FORMATS)
 def test_separate_runs_on_auto(
-    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], pipeline: str
 ) -> None:
-    t = np.arange(round(44100 * SECONDS)) / 44100
-    mixture = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 90 * t)], axis=1)
-    sf.write(str(tmp_path / "mix.wav"), mixture, 44100)
+    rate, channels = FORMATS[pipeline]
+    t = np.arange(round(rate * SECONDS)) / rate
+    tones = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 90 * t)
+    mixture = np.stack([tones] * channels, axis=1)
+    sf.write(str(tmp_path / "mix.wav"), mixture, rate)
     out = tmp_path / "sep"
     code, err = _cli(
         capsys, "separate", tmp_path / "mix.wav", "--prompt", "a bell", "--prompt", "rain", "--iters", "2",
-        "--prior", "auto", "--model", folders["StableAudio3Pipeline"], "--quiet", "-o", out,
+        "--prior", "auto", "--model", folders[pipeline], "--quiet", "-o", out,
     )  # fmt: skip
     assert code == 0, err
     s1, _ = sf.read(str(out / "source_1.wav"))
     s2, _ = sf.read(str(out / "source_2.wav"))
-    assert s1.shape == s2.shape == mixture.shape
-    np.testing.assert_allclose(s1 + s2, mixture, atol=2e-3)  # remasked sources add up to the mixture
+    assert s1.shape == s2.shape and s1.size == mixture.size
+    # the default (remasked) sources add up to the mixture
+    np.testing.assert_allclose((s1 + s2).reshape(mixture.shape), mixture, atol=2e-3)
 
 
+@pytest.mark.parametrize("pipeline", FORMATS)
 def test_generate_runs_on_auto_and_repeats_itself(
-    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], pipeline: str
 ) -> None:
     paths = [tmp_path / "a.wav", tmp_path / "b.wav"]
     for path in paths:
         code, err = _cli(
-            capsys, "generate", "--prior", "auto", "--model", folders["StableAudio3Pipeline"], "--prompt",
+            capsys, "generate", "--prior", "auto", "--model", folders[pipeline], "--prompt",
             "a bell", "--seconds", SECONDS, "--steps", "3", "--seed", "1", "--quiet", "-o", path,
         )  # fmt: skip
         assert code == 0, err
     info = sf.info(str(paths[0]))
-    assert (info.samplerate, info.channels, info.frames) == (44100, 2, round(SECONDS * 44100))
+    rate, channels = FORMATS[pipeline]
+    assert (info.samplerate, info.channels, info.frames) == (rate, channels, round(SECONDS * rate))
     assert paths[0].read_bytes() == paths[1].read_bytes()
 
 

@@ -30,8 +30,15 @@ def _stable_audio_3(**cfg: object) -> Prior:
     return StableAudio3Prior.from_config(from_dict(StableAudio3Config, cfg, "prior 'stable-audio-3'"))
 
 
+def _audioldm2(**cfg: object) -> Prior:
+    from .audioldm2 import AudioLDM2Config, AudioLDM2Prior
+
+    return AudioLDM2Prior.from_config(from_dict(AudioLDM2Config, cfg, "prior 'audioldm2'"))
+
+
 # The backend that loads each diffusers pipeline class (model_index.json's _class_name), for "auto".
 PIPELINE_PRIORS: dict[str, str] = {
+    "AudioLDM2Pipeline": "audioldm2",
     "StableAudio3Pipeline": "stable-audio-3",
     "StableAudioPipeline": "stable-audio-open",
 }
@@ -71,6 +78,7 @@ PRIORS: dict[str, Callable[..., Prior]] = {
     "embedded-mel": _embedded_mel,
     "stable-audio-open": _stable_audio,
     "stable-audio-3": _stable_audio_3,
+    "audioldm2": _audioldm2,
     "auto": _auto,
 }
 
@@ -80,6 +88,7 @@ MODEL_FIELD: dict[str, str] = {
     "embedded-mel": "weights_dir",
     "stable-audio-open": "model",
     "stable-audio-3": "model",
+    "audioldm2": "model",
     "auto": "model",
 }
 
