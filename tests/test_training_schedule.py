@@ -1,10 +1,12 @@
-"""The training LR schedule: warmup, cosine decay, and the warm restart of an extended run."""
+"""The training LR schedule: warmup, cosine decay, and the warm restart of an extended run; the run log."""
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 
-from audiosds.training.run import Schedule, cosine_lr
+from audiosds.training.run import RunLog, Schedule, cosine_lr
 from audiosds.training.train_mel import MelTrainConfig
 
 
@@ -58,3 +60,20 @@ def test_configs_without_first_cycle_still_give_a_schedule():
     assert Schedule.of(Legacy()).first_cycle == 0
     mel = Schedule.of(MelTrainConfig())
     assert 0 < mel.first_cycle < mel.steps
+
+
+def test_run_log_appends_timestamped_lines_to_its_file_and_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    first = RunLog(tmp_path / "a")
+    first("step 1 loss 0.5")
+    second = RunLog(tmp_path / "b")  # a new run log takes over; the first file gets nothing more
+    second("step 2 loss 0.4")
+    RunLog(tmp_path / "a")("resumed")
+    pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[\s+\d+\.\ds\] "
+    a = (tmp_path / "a" / "log.txt").read_text().splitlines()
+    assert [re.sub(pattern, "", line) for line in a] == ["step 1 loss 0.5", "resumed"]
+    assert all(re.match(pattern, line) for line in a)
+    assert (tmp_path / "b" / "log.txt").read_text().endswith("] step 2 loss 0.4\n")
+    out = capsys.readouterr().out.splitlines()
+    assert [re.sub(pattern, "", line) for line in out] == ["step 1 loss 0.5", "step 2 loss 0.4", "resumed"]

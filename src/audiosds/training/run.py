@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,19 +40,41 @@ def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(step_seed(seed, step, stream))
 
 
+class _Elapsed(logging.Formatter):
+    """``YYYY-MM-DD HH:MM:SS [   seconds since the run log opened] message``."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__()
+        self.start = start
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+        return f"{stamp} [{time.monotonic() - self.start:8.1f}s] {record.getMessage()}"
+
+
 class RunLog:
-    """Appends timestamped lines to ``DIR/log.txt`` and echoes them to stdout."""
+    """A training run's log: ``logging.getLogger("audiosds.training")`` writing timestamped lines to
+    ``DIR/log.txt`` (appended) and to stdout. Calling it logs one line at INFO; the training code
+    passes it around as a plain ``log(message)`` callable."""
 
     def __init__(self, directory: Path) -> None:
         self.path = Path(directory) / "log.txt"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.start = time.monotonic()
+        self.logger = logging.getLogger("audiosds.training")
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+        for handler in list(self.logger.handlers):  # one run log at a time in a process
+            self.logger.removeHandler(handler)
+            handler.close()
+        formatter = _Elapsed(time.monotonic())
+        for handler in (logging.FileHandler(self.path), logging.StreamHandler(sys.stdout)):
+            handler.setFormatter(formatter)
+            self.logger.addHandler(handler)
 
     def __call__(self, message: str) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{time.monotonic() - self.start:8.1f}s] {message}"
-        print(line, flush=True)
-        with self.path.open("a") as f:
-            f.write(line + "\n")
+        self.logger.info(message)
+        for handler in self.logger.handlers:
+            handler.flush()
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int, final_fraction: float) -> float:
