@@ -106,3 +106,13 @@ def test_cli_usage_errors_are_one_line(tmp_path, capsys, argv, needle):
     assert code == 2 and len(lines) == 1 and lines[0].startswith("audiosds: error:"), err
     assert needle in err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_auto_noise_prompt_names_what_else_is_heard():
+    from audiosds.tasks.enhance import suggest_noise
+    from audiosds.world import render_clip
+
+    rain = render_clip("rain", 3, 2.0, RATE, split="heldout").audio
+    assert suggest_noise(rain[None], RATE, "a man speaking") == "rain falling"
+    # the class the prompt names is skipped, even when it is what the scorer hears best
+    assert suggest_noise(rain[None], RATE, "rain") != "rain falling"

@@ -153,3 +153,9 @@ def test_separate_auto_uses_the_top_suggestions(tmp_path, capsys, suggester):
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["prompts"] == expected  # recorded: a rerun of config.yaml separates the same way
     assert (out / "source_1.wav").exists() and (out / "source_2.wav").exists()
+
+
+def test_closest_class_is_what_a_prompt_names(suggester):
+    assert suggester.closest_class("a man speaking") == "spoken_digit"
+    assert suggester.closest_class("heavy rain on a roof") == "rain"
+    assert suggester.closest_class("a dog barking") == "dog_bark"

@@ -871,7 +871,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
     separation = result.separation
     params = {
         "noisy": str(noisy_path),
-        "files": {"enhanced.wav": cfg["prompt"], "noise.wav": cfg["noise_prompt"]},
+        "files": dict(zip(("enhanced.wav", "noise.wav"), separation.prompts, strict=True)),
         **separation.params,
     }
     write_text(out / "params.json", json.dumps(params, indent=2) + "\n")
@@ -879,7 +879,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
     panels = [
         ("noisy", noisy),
         (f"enhanced: {cfg['prompt'][:32]}", result.enhanced),
-        (f"noise: {cfg['noise_prompt'][:32]}", result.noise),
+        (f"noise: {separation.prompts[1][:32]}", result.noise),
     ]
     save_spectrograms(out / "spectrograms.png", panels, sample_rate)
     summary = _separation_scores(separation.history, 2)

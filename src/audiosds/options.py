@@ -336,7 +336,8 @@ def options() -> tuple[Option, ...]:
         _opt(
             "--noise-prompt",
             to={ENHANCE: "noise_prompt"},
-            help="what to remove, in words: the catch-all source (default: {default})",
+            help="what to remove, in words: the catch-all source; auto: the suggestion ranked first "
+            "that --prompt does not name (default: {default})",
         ),
         _opt(
             "--negative",

@@ -20,6 +20,7 @@ from ..scorer import PromptScorer
 from ..sds import SDSConfig
 from .loop import LoopConfig
 from .separate import SeparateConfig, SeparationResult, separate, separation_sds
+from .suggest import AUTO, SuggestConfig, Suggester
 
 DEFAULT_PROMPT = "a man speaking"  # the spoken-digit vocabulary's own fixed caption
 # the catch-all: the noise family's caption, and the names of the real noises the prior learned
@@ -27,6 +28,17 @@ NOISE_PROMPT = "background noise"
 # enhance's own settings over the prior's separation defaults (benchmarks/enhance.py, RESULTS.md
 # "Speech enhancement")
 ENHANCE_SEPARATE: dict[str, object] = {}
+
+
+def suggest_noise(
+    noisy: np.ndarray | Tensor, sample_rate: int, prompt: str, scorer: PromptScorer | None = None
+) -> str:
+    """``noise_prompt="auto"``: the suggestion ranked first for ``noisy`` (:mod:`.suggest`) that is
+    not the class ``prompt`` names, i.e. the loudest other thing the scorer hears."""
+    suggester = Suggester(scorer)
+    keep = suggester.closest_class(prompt)
+    found = suggester(noisy, sample_rate, SuggestConfig(top=len(suggester.classes))).overall
+    return next(s.prompt for s in found if s.name != keep)
 
 
 def enhance_config(prior: str | Prior | None = None, **overrides: object) -> SeparateConfig:
@@ -72,7 +84,8 @@ def enhance(
         sample_rate: in Hz.
         prior: a frozen Prior.
         prompt: what to keep.
-        noise_prompt: what to remove: the catch-all source's prompt.
+        noise_prompt: what to remove: the catch-all source's prompt; ``"auto"``: the suggestion
+            ranked first that is not what ``prompt`` names (:func:`suggest_noise`).
         config: separation settings (default :func:`enhance_config` of ``prior``); its
             ``noise_source`` must stay off (the catch-all is the second prompt).
         sds: the SDS update (default: ``separation_sds(prior)``).
@@ -87,6 +100,8 @@ def enhance(
     for name, text in (("prompt", prompt), ("noise_prompt", noise_prompt)):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"enhance {name}: expected non-empty text, got {text!r}")
+    if noise_prompt.strip() == AUTO:
+        noise_prompt = suggest_noise(noisy, sample_rate, prompt)
     result = separate(
         noisy,
         sample_rate,
@@ -102,4 +117,12 @@ def enhance(
     return EnhanceResult(result.sources[0], result.sources[1], result)
 
 
-__all__ = ["DEFAULT_PROMPT", "ENHANCE_SEPARATE", "NOISE_PROMPT", "EnhanceResult", "enhance", "enhance_config"]
+__all__ = [
+    "DEFAULT_PROMPT",
+    "ENHANCE_SEPARATE",
+    "NOISE_PROMPT",
+    "EnhanceResult",
+    "enhance",
+    "enhance_config",
+    "suggest_noise",
+]

@@ -166,6 +166,12 @@ class Suggester:
         self.text = F.normalize(torch.stack([e.mean(dim=0) for e in emb.split(sizes)]), dim=-1)  # (K, E)
 
     @torch.no_grad()
+    def closest_class(self, text: str) -> str:
+        """The class whose text embedding is closest to ``text``'s (what a prompt names)."""
+        emb = self.scorer.embed_text([text])  # (1, E)
+        return self.classes[int((emb @ self.text.T.to(emb)).argmax())].name
+
+    @torch.no_grad()
     def __call__(
         self, audio: np.ndarray | Tensor, sample_rate: int, config: SuggestConfig | None = None
     ) -> SuggestResult:
