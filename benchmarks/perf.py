@@ -2,7 +2,7 @@
 
 The command line of :mod:`audiosds.bench.perf.main` (its docstring says what is measured and how).
 
-    python benchmarks/perf.py --prior embedded|analytic|sao-shaped [--quick] [--out FILE.md]
+    python benchmarks/perf.py --prior embedded-mel|analytic|sao-shaped [--quick] [--out FILE.md]
         [--plot FILE.png] [--threads N] [--weights DIR] [--sections iter scale stft cli profile]
 """
 

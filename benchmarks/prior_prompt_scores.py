@@ -2,7 +2,7 @@
 
 The command line of :mod:`audiosds.bench.prior_prompt_scores` (its docstring says what is measured and how).
 
-    python benchmarks/prior_prompt_scores.py --prior embedded --clips 4 --seed 0 [--out FILE.md]
+    python benchmarks/prior_prompt_scores.py --prior embedded-mel --clips 4 --seed 0 [--out FILE.md]
 """
 
 from audiosds.bench import run_script

@@ -2,7 +2,7 @@
 
 The command line of :mod:`audiosds.bench.separation` (its docstring says what is measured and how).
 
-    python benchmarks/separation.py --prior embedded --mixtures 3 --seed 0 --out separation.md
+    python benchmarks/separation.py --prior embedded-mel --mixtures 3 --seed 0 --out separation.md
     python benchmarks/separation.py --cache runs/sep --shard 0/2 &
     python benchmarks/separation.py --cache runs/sep --shard 1/2 &
     wait; python benchmarks/separation.py --cache runs/sep --report-only --out separation.md

@@ -1,5 +1,5 @@
 """The family judge and the clip measures of ``audiosds.bench.judge`` (used by
-``benchmarks/embedded_prior.py``): closed-form signals, world clips with known attributes, and a
+``benchmarks/mel_prior.py``): closed-form signals, world clips with known attributes, and a
 fitted judge on clearly distinct families."""
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ def test_every_setting_of_a_job_is_in_its_key(tmp_path: Path) -> None:
         return [job.key for job in separation.job_list(separation.parse_args([*SMALL, *extra]))]
 
     base = keys()
-    for extra in (["--seed", "1"], ["--seconds", "0.25"], ["--prior", "embedded"]):
+    for extra in (["--seed", "1"], ["--seconds", "0.25"], ["--prior", "embedded-mel"]):
         assert set(keys(*extra)).isdisjoint(base), extra
     # gamma only weighs SDS in "ours": the baseline and reconstruction-only jobs stay cached
     labels = [job.label for job in separation.job_list(separation.parse_args(SMALL))]
@@ -152,10 +152,10 @@ def test_every_setting_of_a_job_is_in_its_key(tmp_path: Path) -> None:
     moved = tmp_path / "elsewhere"
     moved.mkdir()
     (moved / "denoiser.safetensors").write_bytes(b"\x00" * 8)
-    a = keys("--prior", "embedded", "--weights", str(folder))
-    assert keys("--prior", "embedded", "--weights", str(moved)) == a
+    a = keys("--prior", "embedded-mel", "--weights", str(folder))
+    assert keys("--prior", "embedded-mel", "--weights", str(moved)) == a
     (moved / "denoiser.safetensors").write_bytes(b"\x01" + b"\x00" * 7)
-    assert set(keys("--prior", "embedded", "--weights", str(moved))).isdisjoint(a)
+    assert set(keys("--prior", "embedded-mel", "--weights", str(moved))).isdisjoint(a)
 
 
 def test_prior_sources_are_generated_once_across_shards_and_resumes(
@@ -204,7 +204,7 @@ def test_sep_and_sds_overrides_reach_every_method_and_bad_ones_are_usage_errors(
     for label, sep, sds in separation.methods(args):
         assert sep.lr == 0.1 and sep.contrast is False
         assert (sds.t_min, sds.cfg_scale, sds.stft_windows) == (0.2, 5.0, (256, 512))
-        assert sds.t_max == separation.separation_sds().t_max  # untouched fields keep separation's defaults
+        assert sds.t_max == separation.separation_sds(args.prior).t_max  # untouched: the prior's defaults
         assert (sep.gamma == 0.0) == label.startswith("rec-only")
     ablation = {label: (sep, sds) for label, sep, sds in separation.ablations(args)}
     assert ablation["classic latent SDS, K=1"][0].sds_modes == ("latent",)

@@ -1,9 +1,11 @@
 """Resumable, sharded runs of ``audiosds.bench.synthesis_curves`` on the analytic prior with a
 closed-form scorer: two shards then ``--report-only`` give the unsharded report and plot, a killed
-run resumes without rerunning finished jobs, a changed setting is never served a cached line."""
+run resumes without rerunning finished jobs, a changed setting is never served a cached line. And
+its companion ``audiosds.bench.prior_prompt_scores``, the scores of the prior's own generations."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from audiosds.bench import prior_prompt_scores
 from audiosds.bench import synthesis_curves as synthesis
 from audiosds.scorer import PromptScorer
 from benchmark_cache import CallCounter, cache_records, report_tables
@@ -109,7 +112,8 @@ def test_a_changed_setting_is_not_served_a_cached_line(
     def keys(*extra: str) -> set[str]:
         return {job.key for job in synthesis.job_list(synthesis.parse_args([*ARGS, *extra]))}
 
-    for extra in (["--iters", "3"], ["--seconds", "0.2"], ["--score-every", "2"], ["--prior", "embedded"]):
+    changes = (["--iters", "3"], ["--seconds", "0.2"], ["--score-every", "2"], ["--prior", "embedded-mel"])
+    for extra in changes:
         assert keys(*extra).isdisjoint(keys()), extra
     scorer = tmp_path / "scorer"
     scorer.mkdir()
@@ -180,3 +184,22 @@ def test_t60_of_an_exponential_decay_and_of_a_click(t60: float) -> None:
     click = np.zeros(16000)
     click[100:400] = np.sin(2 * np.pi * 300 * t[:300])  # 19 ms of tone, then silence
     assert synthesis.t60_s(click, 16000) < 0.05
+
+
+def test_prior_prompt_scores_reports_generated_and_initial_scores(tmp_path: Path) -> None:
+    out = tmp_path / "scores.md"
+    prior_prompt_scores.main(
+        ["--prior", "analytic", "--prompts", "a bell", "glass breaking", "--clips", "2", "--renders", "1"]
+        + ["--steps", "2", "--seconds", "0.5", "--out", str(out)]
+    )
+    rows = [
+        line for line in out.read_text().splitlines() if line.startswith(("| a bell", "| glass breaking"))
+    ]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        mean, lo, hi = (
+            float(v) for v in re.fullmatch(r"(-?[\d.]+) \((-?[\d.]+)-(-?[\d.]+)\)", cells[1]).groups()
+        )
+        assert -1.0 <= lo <= mean <= hi <= 1.0  # two generated clips: their mean lies between them
+        assert len(cells) == 4 and all(-1.0 <= float(v) <= 1.0 for v in cells[2:])  # FM and impact inits

@@ -1,7 +1,7 @@
 """A family judge that is not the prior: hand-crafted spectral features + a nearest-centroid classifier.
 
-Used by ``audiosds.bench.embedded_prior`` (issue 3, "Must show") to label autoencoder reconstructions
-and generated clips with a sound-world family, independently of every learned network. Everything
+Used by ``audiosds.bench.mel_prior`` to label vocoded and generated clips with a sound-world family,
+independently of every learned network. Everything
 is numpy / scipy, fitted in a few seconds on held-out world clips; nothing is cached on disk.
 
 Features of one clip (mono, resampled to ``sample_rate``, scaled to unit RMS so loudness does not

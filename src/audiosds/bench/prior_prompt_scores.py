@@ -8,7 +8,7 @@ renderer can land on something the scorer likes better than the prior's average)
 score beside the scores of the renderers' initial renders (FM and impact, seeds as in
 ``synthesis_curves``), so the synthesis curves can be read against it.
 
-    python benchmarks/prior_prompt_scores.py --prior embedded --clips 4 --seed 0 [--out FILE.md]
+    python benchmarks/prior_prompt_scores.py --prior embedded-mel --clips 4 --seed 0 [--out FILE.md]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ manifest, which the embedded prior never trained on): five class pairs that use 
 ``--ablation`` compares Decoder-SDS vs classic latent SDS and K-step vs single-step denoising.
 ``--pairs`` and ``--methods`` restrict the paper pairs and the method labels that run.
 
-    python benchmarks/separation.py --prior embedded --mixtures 3 --seed 0 --out separation.md
+    python benchmarks/separation.py --prior embedded-mel --mixtures 3 --seed 0 --out separation.md
 
 Resumable, sharded runs: every (mixture, method) pair is one job of a deterministic list. With
 ``--cache DIR`` each finished job appends one JSON line to a file of its own process in DIR and
@@ -49,7 +49,7 @@ import torch
 
 from ..audio import load_audio, resample
 from ..metrics import sdr, si_sdr
-from ..priors import MODEL_FIELD, Prior, build, prior_defaults
+from ..priors import DEFAULT_PRIOR, MODEL_FIELD, Prior, build, prior_defaults
 from ..sds import SDSConfig
 from ..tasks.generate import GenerateConfig, generate
 from ..tasks.separate import (
@@ -506,7 +506,7 @@ def report(args: argparse.Namespace, jobs: Sequence[Job], records: dict[str, dic
 # -- command line --------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--prior", default="embedded", help="prior registry name")
+    parser.add_argument("--prior", default=DEFAULT_PRIOR, help="prior registry name")
     parser.add_argument(
         "--weights", "--model", dest="model", default=None, help="the prior's weights / model"
     )

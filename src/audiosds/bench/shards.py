@@ -24,8 +24,7 @@ from typing import Protocol, TypeVar
 import torch
 from tqdm import tqdm
 
-from ..priors import MODEL_FIELD
-from ..priors.embedded import default_weights_dir
+from ..priors import DEFAULT_PRIOR, MODEL_FIELD
 
 HASH_LIMIT = 64 << 20  # weight files up to 64 MiB are fingerprinted by content, larger ones by size + mtime
 SHOW_MISSING = 5  # missing jobs named in a partial report
@@ -54,7 +53,7 @@ def shard_spec(text: str) -> tuple[int, int]:
 
 def add_prior_scorer_options(parser: argparse.ArgumentParser) -> None:
     """``--prior``, ``--weights``/``--model`` (dest ``model``), ``--scorer`` and ``--scorer-weights``."""
-    parser.add_argument("--prior", default="embedded", help="prior registry name")
+    parser.add_argument("--prior", default=DEFAULT_PRIOR, help="prior registry name")
     parser.add_argument(
         "--weights", "--model", dest="model", default=None, help="the prior's weights / model"
     )
@@ -113,7 +112,7 @@ def weights_identity(name: str, weights: str | None, default: Path | None) -> di
 def prior_identity(name: str, model: str | None) -> dict[str, str | None]:
     """:func:`weights_identity` of a prior; ``--weights`` only counts for the priors that take one."""
     model = model if name in MODEL_FIELD else None
-    return weights_identity(name, model, default_weights_dir() if name == "embedded" else None)
+    return weights_identity(name, model, None)
 
 
 def load_records(folder: Path) -> dict[str, dict]:

@@ -9,7 +9,8 @@ share of runs whose reported render scores at least its start (target >= 97%), t
 the share whose last iterate rose, and for "a warm bass note" the reported render's pitch and decay
 (f0 < 200 Hz and T60 > 0.3 s in >= 90% of runs); and a PNG of every curve (best particle).
 
-    python benchmarks/synthesis_curves.py --prior embedded --seeds 5 --out synthesis.md --plot synthesis.png
+    python benchmarks/synthesis_curves.py --prior embedded-mel --seeds 5 --out synthesis.md
+        --plot synthesis.png
 
 Resumable, sharded runs (the job cache of ``shards``): every (renderer, prompt, seed) is one
 job of a deterministic list. With ``--cache DIR`` each finished job appends one JSON line to a file

@@ -13,7 +13,7 @@ from ..report import markdown_table
 from .measure import mib, run_command
 from .work import SOURCE_PROMPTS, SYNTH_PROMPT, Plan, PriorSetup, make_mixture
 
-CLI_TARGETS_S = {"fm": 60.0, "separate": 180.0, "generate": 10.0}  # embedded prior, this 2-core machine
+CLI_TARGETS_S = {"fm": 60.0, "separate": 180.0, "generate": 10.0}  # embedded-mel prior, this 2-core machine
 
 
 def section_cli(setup: PriorSetup, plan: Plan, workdir: Path, threads: int | None, prior_name: str) -> str:
@@ -46,8 +46,8 @@ def section_cli(setup: PriorSetup, plan: Plan, workdir: Path, threads: int | Non
         "## Whole-process wall time\n\nSubprocesses, start-up included; peak RSS from wait4 in a "
         "go-between; $TMP: a temporary folder; the mixture is 4 s, two sources, mono at "
         f"{prior.sample_rate} Hz{note}. "
-        f"Targets (s) are for the embedded prior on the 2-core machine"
-        f"{'' if prior_name == 'embedded' else ' (reference only for this prior)'}.\n\n"
+        f"Targets (s) are for the embedded-mel prior on the 2-core machine"
+        f"{'' if prior_name == 'embedded-mel' else ' (reference only for this prior)'}.\n\n"
         + markdown_table(["command", "wall s", "target s", "peak RSS MiB", "status"], rows)
         + "\n"
     )

@@ -15,7 +15,7 @@ from ..report import markdown_table
 from .measure import loglog_slope, mib, ms
 from .work import TASKS, Measurement, Plan, measure, run_task
 
-ITER_RATIO_TARGET = 1.3  # embedded prior, every configuration
+ITER_RATIO_TARGET = 1.3  # embedded-mel prior, every configuration
 
 
 def _warm_up(prior: Prior, plan: Plan) -> None:
@@ -67,7 +67,7 @@ def section_iter(prior: Prior, plan: Plan, prior_name: str, tasks: Sequence[str]
         "iteration peak RSS MiB",
         "floor peak RSS MiB",
     ]
-    target = f"target <= {ITER_RATIO_TARGET} with the embedded prior"
+    target = f"target <= {ITER_RATIO_TARGET} with the embedded-mel prior"
     summary = f"Worst ratio: {max(ratios):.2f} (median {statistics.median(ratios):.2f}; {target})."
     if SeparateConfig.parametrization in ("latent", "remasked"):
         summary += (

@@ -1,6 +1,6 @@
 """What an SDS iteration costs against what querying the prior costs (issue 6), in one process and one run.
 
-    python benchmarks/perf.py --prior embedded|analytic|sao-shaped [--quick] [--out FILE.md]
+    python benchmarks/perf.py --prior embedded-mel|analytic|sao-shaped [--quick] [--out FILE.md]
         [--plot FILE.png] [--threads N] [--weights DIR] [--sections iter scale stft cli profile]
 
 Sections (all by default):
@@ -24,8 +24,8 @@ Sections (all by default):
   of each audiosds function, the top self-time calls and operators (``--prior analytic`` shows the
   non-prior time alone).
 
-Priors: ``analytic`` (closed-form oracle, 16 kHz mono), ``embedded`` (the shipped weights or
-``--weights DIR``), ``sao-shaped`` (the real diffusers ``StableAudioDiTModel`` and
+Priors: ``analytic`` (closed-form oracle, 16 kHz mono), ``embedded-mel`` (the shipped weights or
+``--weights DIR``; 22.05 kHz mono), ``sao-shaped`` (the real diffusers ``StableAudioDiTModel`` and
 ``AutoencoderOobleck`` architectures and Stable Audio Open's geometry, 44.1 kHz stereo, 64
 latent channels, 2048x downsampling, with random weights and the widths and depths of
 :class:`SaoShapedConfig`, written to a temporary folder in the diffusers layout and loaded through
@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the markdown here")
     p.add_argument("--plot", type=Path, help="PNG of the scaling section")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's default)")
-    p.add_argument("--weights", help="embedded prior weights folder (default: the installed ones)")
+    p.add_argument("--weights", help="embedded-mel prior weights folder (default: the installed ones)")
     p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS), help="iter and profile tasks")
     return p

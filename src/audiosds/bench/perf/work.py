@@ -20,7 +20,7 @@ from ...tasks.synthesize import SynthesizeConfig, synthesize
 from ..sao import SaoShapedConfig, build_sao_shaped
 from .measure import PeakRSS, iteration_times, median_time
 
-PRIORS = ("embedded", "analytic", "sao-shaped")
+PRIORS = ("embedded-mel", "analytic", "sao-shaped")
 TASKS = ("fm", "impact", "separate")
 # separation's loops here run one member (one SDS step per iteration, the floor's work); the default runs
 # one per SDS mode in SeparateConfig.sds_modes, each such a step
@@ -54,17 +54,18 @@ def load_prior(name: str, workdir: Path, weights: str | None) -> PriorSetup:
         from audiosds.priors.analytic import AnalyticPrior
 
         return PriorSetup(AnalyticPrior().freeze(), ["--prior", "analytic"])
-    if name == "embedded":
-        from audiosds.priors.embedded import EmbeddedConfig, EmbeddedPrior, EmbeddedWeightsError
+    if name == "embedded-mel":
+        from audiosds.models.weights import EmbeddedWeightsError
+        from audiosds.priors.embedded_mel import EmbeddedMelConfig, EmbeddedMelPrior
 
         try:
-            prior = EmbeddedPrior(EmbeddedConfig(weights_dir=weights)).freeze()
+            prior = EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=weights)).freeze()
         except EmbeddedWeightsError as err:
-            raise SystemExit(f"perf.py: --prior embedded: {err}") from None
-        notes = [f"embedded weights: {prior.weights_dir}"]
+            raise SystemExit(f"perf.py: --prior embedded-mel: {err}") from None
+        notes = [f"embedded-mel weights: {prior.weights_dir}"]
         if weights is not None:
             notes.append("the CLI section uses the installed weights (the CLI has no weights option)")
-        return PriorSetup(prior, ["--prior", "embedded"], notes)
+        return PriorSetup(prior, ["--prior", "embedded-mel"], notes)
     from audiosds.priors.stable_audio import StableAudioConfig, StableAudioPrior
 
     folder = build_sao_shaped(workdir / "sao-shaped", SaoShapedConfig())
