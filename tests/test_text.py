@@ -74,3 +74,18 @@ def test_a_broken_folder_is_one_clear_error(tmp_path) -> None:
     (folder / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(TextModelError, match="could not load MiniLM"):
         TextEncoder(TextEncoderConfig(model_dir=str(folder)))(["a bell"])
+
+
+def test_minilm_embeddings_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    encoder = TextEncoder()
+    prompts = ["a bell ringing", "a ringing bell", "heavy rain falling on a roof"]
+    e = encoder(prompts)
+    assert e.shape == (3, EMBED_DIM)
+    torch.testing.assert_close(e.norm(dim=1), torch.ones(3))
+    sim = e @ e.T
+    assert sim[0, 1] > 0.8 > sim[0, 2]  # a real sentence model: paraphrases close, other topics far
+    assert torch.equal(encoder([prompts[2], prompts[0]]), e[[2, 0]])  # cached rows, in the asked order
+    # A fresh encoder (no cache) embedding the caption alone agrees: padding is masked out.
+    torch.testing.assert_close(TextEncoder()([prompts[2]]), e[2:], atol=1e-6, rtol=0)

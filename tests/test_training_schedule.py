@@ -1,4 +1,5 @@
-"""The training LR schedule: warmup, cosine decay, and the warm restart of an extended run; the run log."""
+"""The training plumbing of training/run.py: the LR schedule (warmup, cosine decay, the warm restart
+of an extended run), the run log and ``--set`` overrides of a training config."""
 
 import math
 import re
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from audiosds.training.run import RunLog, Schedule, cosine_lr
+from audiosds.training import train_mel
+from audiosds.training.run import RunLog, Schedule, apply_overrides, cosine_lr
 from audiosds.training.train_mel import MelTrainConfig
 
 
@@ -77,3 +79,28 @@ def test_run_log_appends_timestamped_lines_to_its_file_and_stdout(
     assert (tmp_path / "b" / "log.txt").read_text().endswith("] step 2 loss 0.4\n")
     out = capsys.readouterr().out.splitlines()
     assert [re.sub(pattern, "", line) for line in out] == ["step 1 loss 0.5", "step 2 loss 0.4", "resumed"]
+
+
+def test_set_overrides_reach_nested_config_and_reject_unknown_keys():
+    base = MelTrainConfig().to_dict()
+    d = apply_overrides(
+        base, ["model.emb_dim=128", "model.channels=[32, 64, 96]", "lr=0.001", "export_dtype=float32"]
+    )
+    cfg = MelTrainConfig.from_dict(d)
+    assert cfg.model.emb_dim == 128 and cfg.model.channels == (32, 64, 96)
+    assert cfg.lr == 0.001 and cfg.export_dtype == "float32"
+    assert base["model"]["emb_dim"] == 256  # the input is not modified
+    with pytest.raises(ValueError, match="unknown key 'emb_dm'"):
+        apply_overrides(base, ["model.emb_dm=128"])
+    with pytest.raises(ValueError, match="no section 'modle'"):
+        apply_overrides(base, ["modle.emb_dim=128"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        apply_overrides(base, ["model.emb_dim"])
+
+
+def test_set_on_the_command_line_is_one_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_mel.main(["--out", str(tmp_path), "--set", "model.chanels=[8]"])
+    assert exc.value.code == 2
+    assert "unknown key 'chanels'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing started
