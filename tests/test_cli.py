@@ -112,6 +112,7 @@ def test_existing_outputs_are_refused_without_force_and_user_files_survive_force
         (["fm", "--prompt", "x", "--prior", "analytic", "--model", "somewhere"], "model"),
         (["fm", "--prompt", "x", "--seconds", "1e9"], "--seconds"),
         (["fm", "--prompt", "x", "--prior", "nope"], "--prior"),
+        (["fm", "--prompt", "x", "--prior", "embedded"], "--prior"),  # the retired waveform-latent prior
         (["impact", "--prompt", "x", "--mode", "sideways"], "--mode"),
         (["generate", "--prompt", "x", "-o", "a.mp3"], ".wav"),
         (["frobnicate"], "frobnicate"),
@@ -279,7 +280,7 @@ def test_sigint_checkpoints_and_resume_gives_the_uninterrupted_bytes(tmp_path):
         "--seconds",
         "0.1",
         "--iters",
-        "150",  # on the embedded prior each run takes seconds: long enough to be interrupted mid-way
+        "150",  # on the default prior each run takes seconds: long enough to be interrupted mid-way
         "--checkpoint-every",
         "5",
         "--seed",
@@ -481,7 +482,7 @@ def test_embedded_prior_without_weights_is_one_line(tmp_path, capsys):
         capsys,
         "fm",
         "--prior",
-        "embedded",
+        "embedded-mel",
         "--model",
         tmp_path / "nothing",
         "--prompt",

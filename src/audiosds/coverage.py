@@ -1,8 +1,8 @@
 """Prompt coverage: does a prior know sounds like this prompt?
 
-A prior trained on a closed set of sounds (the embedded prior) answers any prompt, and for a prompt
-far from everything it was trained on ("a dog barking" for a prior that never heard one) it gives
-unrelated audio without a word. A weights folder can carry what its prior was trained on:
+A prior trained on a closed set of sounds (the embedded mel prior) answers any prompt, and for a
+prompt far from everything it was trained on ("a cat meowing" for a prior that never heard one) it
+gives unrelated audio without a word. A weights folder can carry what its prior was trained on:
 
     coverage.safetensors   tensor "text": (M, 384) float16, the text embeddings of the training
                            captions (unit norm, the prior's own text encoder; duplicates removed)
@@ -14,20 +14,14 @@ threshold is measured, not guessed (:func:`measure_threshold`): the highest valu
 least 95% of held-out phrasings of the training classes through, reported beside the share of
 out-of-coverage prompts it catches.
 
-Build the files for a weights folder from the procedural world's training captions:
-
-    python -m audiosds.coverage --weights src/audiosds/weights/embedded
-
-A prior trained on other captions calls :func:`build_coverage`, :func:`measure_threshold` and
-:func:`save_coverage` with its own.
+A training script writes them beside its weights with :func:`build_coverage`,
+:func:`measure_threshold` and :func:`save_coverage` on its own captions (``training.train_mel``'s
+export does).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,61 +36,6 @@ OUTSIDE_CATCH = 0.90  # share of out-of-coverage prompts it should catch (report
 CLOSEST = 3  # classes named in the warning
 
 TextEncoder = Callable[[Sequence[str]], Tensor]  # prompts -> (P, E) unit-norm embeddings
-
-# Everyday sounds outside the procedural world (none of its 31 families), for measuring the threshold.
-# Sounds the world does have a family for are not here, however everyday: whistling (whistle), a
-# buzzing insect (hum, "buzz"), knocking (wood), pouring into a glass (glass), an elephant's trumpet
-# (brass); the coverage check rightly finds them close to those families' captions.
-OUTSIDE_PROMPTS: tuple[str, ...] = (
-    "a dog barking",
-    "a baby crying",
-    "a man speaking",
-    "a woman speaking on the phone",
-    "a cat meowing",
-    "people laughing",
-    "a crowd applauding",
-    "a rooster crowing",
-    "a cow mooing",
-    "a person sneezing",
-    "someone coughing",
-    "a man snoring",
-    "a woman singing a song",
-    "children playing in a playground",
-    "a toilet flushing",
-    "typing on a computer keyboard",
-    "a vacuum cleaner running",
-    "a chainsaw cutting wood",
-    "a helicopter flying overhead",
-    "a violin playing a slow melody",
-    "a choir singing in a church",
-    "a horse galloping",
-    "a sheep bleating",
-    "frogs croaking at night",
-    "a lion roaring",
-    "a door creaking open",
-    "a zipper being pulled",
-    "paper being crumpled",
-    "a person brushing their teeth",
-    "bacon frying in a pan",
-    "a microwave beeping",
-    "a camera shutter clicking",
-    "a person clapping their hands",
-    "a kid giggling",
-    "someone eating crunchy chips",
-    "a person breathing heavily",
-    "a man shouting angrily",
-    "a pig oinking",
-    "a duck quacking",
-    "a printer printing a page",
-    "a hair dryer blowing",
-    "scissors cutting paper",
-    "a basketball bouncing on a court",
-    "a news anchor reading the news",
-    "a crowd booing",
-    "a person yawning",
-    "a goat bleating",
-    "a teenager playing a video game",
-)
 
 
 @dataclass(frozen=True)
@@ -233,8 +172,8 @@ def load_coverage(folder: str | Path) -> Coverage | None:
 
 
 def coverage_warnings(prior: object, prompts: Sequence[str], prior_name: str) -> list[str]:
-    """One line per prompt the prior has not learned, e.g. ``the embedded prior has not learned
-    sounds like 'a dog barking'; closest it knows: brass, siren, wind``.
+    """One line per prompt the prior has not learned, e.g. ``the embedded-mel prior has not learned
+    sounds like 'a cat meowing'; closest it knows: rooster, dog bark, birds``.
 
     Works for any prior with a ``weights_dir`` holding coverage files and a ``text_encoder`` (the
     one its rows came from); others give no lines.
@@ -252,63 +191,3 @@ def coverage_warnings(prior: object, prompts: Sequence[str], prior_name: str) ->
         for prompt, value, near in zip(prompts, best.tolist(), names, strict=True)
         if value < coverage.threshold
     ]
-
-
-# -- the procedural world's coverage -----------------------------------------------------
-
-
-def world_captions(split: str, per_family: int, seed: int = 0) -> tuple[list[str], list[str]]:
-    """``per_family`` captions of every world family in ``split``'s phrasings (random attribute
-    words), and the family of each as its label ("metal_pipes" -> "metal pipes")."""
-    import numpy as np
-
-    from .world import AXES, FAMILIES, make_caption
-
-    rng = np.random.default_rng(seed)
-    captions, labels = [], []
-    for name, family in FAMILIES.items():
-        for _ in range(per_family):
-            attributes = {axis: AXES[axis][int(rng.integers(2))] for axis in family.attributes}
-            captions.append(make_caption(name, attributes, rng, split))
-            labels.append(name.replace("_", " "))
-    return captions, labels
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m audiosds.coverage",
-        description="Write coverage.safetensors and coverage.json for an embedded-prior weights folder "
-        "from the procedural world's training captions, with a measured threshold.",
-    )
-    parser.add_argument("--weights", type=Path, required=True, help="the embedded prior's weights folder")
-    parser.add_argument(
-        "--per-family",
-        type=int,
-        default=60,
-        help="training captions drawn per family (60: about 1500 distinct rows, 1.2 MB)",
-    )
-    parser.add_argument("--heldout-per-family", type=int, default=40, help="held-out phrasings per family")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    from .priors import build
-
-    encoder = build("embedded", weights_dir=str(args.weights)).text_encoder
-    captions, labels = world_captions("train", args.per_family, args.seed)
-    text, meta = build_coverage(captions, labels, encoder)
-    inside, _ = world_captions("heldout", args.heldout_per_family, args.seed + 1)
-    threshold, report = measure_threshold(text, inside, OUTSIDE_PROMPTS, encoder)
-    meta["threshold"] = math.floor(threshold * 1e4) / 1e4  # rounded down: no held-out prompt flips
-    meta["measured"] = {**report, "per_family": args.per_family, "seed": args.seed}
-    save_coverage(args.weights, text, meta)
-    print(
-        f"{len(labels)} training captions -> {text.shape[0]} rows; threshold {threshold:.4f}: "
-        f"{report['inside_passed']:.1%} of {report['inside']} held-out phrasings pass, "
-        f"{report['outside_caught']:.1%} of {report['outside']} out-of-world prompts are caught "
-        f"(median best similarity {report['inside_median']:.3f} vs {report['outside_median']:.3f})",
-        file=sys.stderr,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -29,8 +29,8 @@ autoencoder's own errors (a decoder that loses the top octave makes every render
 "reconstruction" keeps only what the denoiser changed. It costs one extra decode per render.
 
 "decode" is the prior's :meth:`~audiosds.priors.base.Prior.decode_generated`, the decoding it uses for
-latents the denoiser produced: for most priors its decoder; for an embedded prior whose decoder renders
-the envelope channels alone (``envelope_decoding``), that rendering, for x_hat and decode(z) alike.
+latents the denoiser produced (its decoder unless the backend overrides it), for x_hat and decode(z)
+alike.
 """
 
 from __future__ import annotations

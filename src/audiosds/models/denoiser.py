@@ -34,7 +34,7 @@ SIGMA_FLOOR = 1e-6
 
 @dataclass(frozen=True)
 class DenoiserConfig:
-    latent_channels: int = 16  # D, the autoencoder's latent channels (the mel prior: 80 mel bins)
+    latent_channels: int = 16  # D, the latent channels (the mel prior: 80 mel bins)
     # 1: a 1-D U-Net over time with the D channels as features. 2: a 2-D U-Net over (D, T) as an image
     # with one input channel plus a bin-position channel, each level halving both axes (D must then be
     # a multiple of the stride), so a feature at one bin sees its neighbours' bins, and stationary
@@ -53,12 +53,12 @@ class DenoiserConfig:
     cond_dim: int = 384  # all-MiniLM-L6-v2 sentence embedding size
     cond_dropout: float = 0.1  # probability a training row uses the null embedding (for CFG)
     # Standardise the text embedding per dimension with the training captions' mean and std (buffers
-    # set by train_diffusion) before the condition MLP. MiniLM embeddings are unit vectors whose
+    # set by the training script) before the condition MLP. MiniLM embeddings are unit vectors whose
     # captions share most of their direction: raw, the differences between families reach FiLM ~20x
     # weaker than the noise-level embedding, and the first denoiser ignored the text (held-out loss
     # with and without it within 3.5%).
     cond_standardize: bool = False
-    sigma_data: float = 1.0  # std of the training latents; measured by train_diffusion and stored here
+    sigma_data: float = 1.0  # std of the training latents; set by the training script and stored here
     sigma_min: float = 0.002  # EDM's sampling range
     sigma_max: float = 80.0
     p_mean: float = -1.2  # training log-sigma ~ N(p_mean, p_std^2)

@@ -9,7 +9,7 @@ import torch
 
 from .denoiser import DenoiserConfig, EDMDenoiser
 
-HINT = "(scripts/train_embedded.sh trains and installs them)"
+HINT = "(scripts/train_embedded_mel.sh trains and installs them)"
 
 
 class EmbeddedWeightsError(ValueError):

@@ -60,12 +60,6 @@ def _auto(**cfg: object) -> Prior:
     return PRIORS[PIPELINE_PRIORS[name]](**cfg)
 
 
-def _embedded(**cfg: object) -> Prior:
-    from .embedded import EmbeddedConfig, EmbeddedPrior
-
-    return EmbeddedPrior(from_dict(EmbeddedConfig, cfg, "prior 'embedded'"))
-
-
 def _embedded_mel(**cfg: object) -> Prior:
     from .embedded_mel import EmbeddedMelConfig, EmbeddedMelPrior
 
@@ -74,7 +68,6 @@ def _embedded_mel(**cfg: object) -> Prior:
 
 PRIORS: dict[str, Callable[..., Prior]] = {
     "analytic": _analytic,
-    "embedded": _embedded,
     "embedded-mel": _embedded_mel,
     "stable-audio-open": _stable_audio,
     "stable-audio-3": _stable_audio_3,
@@ -84,7 +77,6 @@ PRIORS: dict[str, Callable[..., Prior]] = {
 
 # the Config field that a model path or id sets, for the priors that load one (the CLI's --model)
 MODEL_FIELD: dict[str, str] = {
-    "embedded": "weights_dir",
     "embedded-mel": "weights_dir",
     "stable-audio-open": "model",
     "stable-audio-3": "model",

@@ -78,9 +78,9 @@ from .scoring import PromptTracker
 REC_LOG_EVERY = 10  # iterations between logged reconstruction losses of mixture-consistent sources
 WINDOWS_NAME = "windows.pt"  # finished windows of a checkpointed separation
 
-# Separation's own SDS defaults (``separation_sds``), chosen on the embedded prior by
+# Separation's own SDS defaults (``separation_sds``), chosen on the earlier waveform-latent prior by
 # benchmarks/separation.py (RESULTS.md, "Separation defaults" and "where the guidance points"): the
-# synthesis defaults' t range (0.02-0.98, sigma 0.0025-65) spends most draws where the embedded
+# synthesis defaults' t range (0.02-0.98, sigma 0.0025-65) spends most draws where that
 # prior's denoised estimate no longer depends on the source, and CFG 3 is too weak to tell two
 # prompts apart. t in [0.3, 0.65] (sigma 0.048-1.96) replaced [0.15, 0.6]: the update's norm grows
 # 400-700x from t 0.05 to t 0.55-0.65, so the draws near t_max steer, and at t 0.65 they point to the true
@@ -131,7 +131,7 @@ class SeparateConfig:
     noise_prompt: str = "noise"
     # each source without a negative prompt takes the other sources' prompts (joined) as its negative,
     # so CFG pushes it away from them rather than from the unconditional branch: +5.5 vs +4.1 dB mean
-    # SI-SDR gain on the Table-1 pairs with the embedded prior (RESULTS.md, "Separation defaults")
+    # SI-SDR gain on the Table-1 pairs with the waveform-latent prior (RESULTS.md, "Separation defaults")
     contrast: bool = True
     # one member per SDS mode (replacing ``SDSConfig.mode``): each is a full set of K sources from the same
     # start, optimised side by side with its own SDS update; the output is the members' mean (for "masks"
@@ -140,7 +140,7 @@ class SeparateConfig:
     # better on transients, worse on tones and textures), both averaged +4.83 (RESULTS.md, "two SDS
     # modes averaged"). Each member costs one SDS step per iteration.
     sds_modes: tuple[str, ...] = ("decoder", "latent")
-    max_seconds: float = 4.0  # longest window the prior sees (the embedded prior trained on 2 s clips)
+    max_seconds: float = 4.0  # longest window the prior sees (the mel prior trained on 3 s clips)
     overlap_seconds: float = 0.5  # least overlap between neighbouring windows (<= max_seconds / 2)
 
     def __post_init__(self) -> None:

@@ -1,7 +1,7 @@
 """Prompt suggestion: what is audible in a recording, as prompts ranked by the shipped scorer.
 
 The Audio-SDS paper leaves "automated prompt suggestion for mixtures" to future work: a user who
-wants to separate a recording must first name what is in it. Here every class the embedded prior
+wants to separate a recording must first name what is in it. Here every class the embedded-mel prior
 learned (the world's 31 families and the real recordings' classes, :mod:`audiosds.world.captions`
 and :mod:`audiosds.world.real`) is a candidate, and a prompt scorer (CLAP-style, ``scorer.py``)
 ranks them:

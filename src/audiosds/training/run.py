@@ -331,7 +331,7 @@ def parameter_count(model: nn.Module) -> int:
 
 def apply_overrides(config: dict[str, object], items: list[str] | None) -> dict[str, object]:
     """A copy of a training config dict with ``KEY=VALUE`` overrides applied (``--set`` on the
-    command line). KEY is dotted into nested sections (``model.patch=64``); VALUE is JSON
+    command line). KEY is dotted into nested sections (``model.emb_dim=128``); VALUE is JSON
     (``64``, ``0.1``, ``[1, 3]``, ``true``), or a bare string when it is not valid JSON.
 
     Raises:
@@ -341,7 +341,7 @@ def apply_overrides(config: dict[str, object], items: list[str] | None) -> dict[
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. model.patch=64")
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. model.emb_dim=128")
         *path, last = key.split(".")
         node = out
         for part in path:
@@ -364,7 +364,7 @@ def add_override_argument(parser: argparse.ArgumentParser) -> None:
         dest="overrides",
         action="append",
         metavar="KEY=VALUE",
-        help="override a config entry (repeatable; dotted keys, JSON values), e.g. --set model.patch=64",
+        help="override a config entry (repeatable; dotted keys, JSON values), e.g. --set model.emb_dim=128",
     )
 
 
