@@ -7,6 +7,7 @@ Face hub is switched off) from the ``audiosds`` command line.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,9 +33,16 @@ FORMATS = {"StableAudio3Pipeline": (44100, 2), "AudioLDM2Pipeline": (16000, 1)}
 
 @pytest.fixture(scope="module", autouse=True)
 def offline() -> Iterator[None]:
+    """The hub switched off, and the network cut: any socket connection in this module fails."""
+
+    def cut(*_args: object, **_kwargs: object) -> None:
+        raise OSError("network cut by the test")
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        mp.setattr(socket.socket, "connect", cut)
+        mp.setattr(socket.socket, "connect_ex", cut)
         yield
 
 

@@ -252,6 +252,18 @@ def test_encode_pads_to_a_whole_frame_and_decode_inverts_the_shape(prior: Stable
         prior.encode(torch.zeros(1, 1, HOP))
 
 
+def test_clips_past_the_duration_embedders_range_are_refused(prior: StableAudio3Prior) -> None:
+    longest = math.floor(prior.max_seconds * SR / HOP)  # frames of the longest accepted clip
+    assert prior.max_seconds == 384.0  # StableAudio3DurationEmbedder's max_val, as in the real model
+    for call in (
+        lambda: prior.denoise(torch.zeros(1, SA3_LATENT_CHANNELS, longest + 1), 1.0, prior.embed([PROMPT])),
+        lambda: prior.decode(torch.zeros(1, SA3_LATENT_CHANNELS, longest + 1)),
+        lambda: prior.encode(torch.zeros(1, 2, longest * HOP + 1)),
+    ):
+        with pytest.raises(ValueError, match="at most 384 s"):
+            call()
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_every_sds_mode_updates_the_audio_and_not_the_prior(prior: StableAudio3Prior, mode: str) -> None:
     x = (0.1 * _randn(1, 2, 6000, seed=5)).requires_grad_(True)

@@ -24,6 +24,7 @@ from .sa3 import randomise_zero_weights
 LDM2_SAMPLE_RATE = 16000
 LDM2_MELS = 64
 LDM2_UPSAMPLE_RATES = (5, 4, 2, 2, 2)  # the vocoder's, real: hop 160
+LDM2_UPSAMPLE_KERNELS = (16, 16, 8, 4, 4)  # real; the odd first rate makes the output 32 samples long
 TINY_TEXT_TOKENS = 16
 
 _WORDS = (
@@ -38,6 +39,8 @@ class Ldm2Sizes:
     """Widths and depths of a random AudioLDM 2 (real cvssp/audioldm2 values in comments)."""
 
     unet_channels: tuple[int, ...] = (16, 32)  # real (320, 640, 1280, 1280)
+    unet_layers: int = 1  # layers per block; real 2
+    unet_head_dim: int = 4  # attention_head_dim; real 8
     clap_width: int = 16  # real 768 (RoBERTa) with a 512-wide projection
     t5_width: int = 24  # real 1024 (Flan-T5-large)
     lm_width: int = 16  # real 768 (GPT-2)
@@ -192,12 +195,12 @@ def build_tiny_audioldm2(path: Path, sizes: Ldm2Sizes | None = None) -> Path:
             in_channels=8,
             out_channels=8,
             block_out_channels=sizes.unet_channels,
-            layers_per_block=1,
+            layers_per_block=sizes.unet_layers,
             down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
             up_block_types=("CrossAttnUpBlock2D",) * (levels - 1) + ("UpBlock2D",),
             # per transformer of a block: self-attention, then GPT-2 states, then T5 states
             cross_attention_dim=([None, sizes.lm_width, sizes.t5_width],) * levels,
-            attention_head_dim=4,
+            attention_head_dim=sizes.unet_head_dim,
             norm_num_groups=8,
         )
         vae = AutoencoderKL(
@@ -217,7 +220,7 @@ def build_tiny_audioldm2(path: Path, sizes: Ldm2Sizes | None = None) -> Path:
                 sampling_rate=LDM2_SAMPLE_RATE,
                 upsample_initial_channel=sizes.vocoder_channels,
                 upsample_rates=list(LDM2_UPSAMPLE_RATES),
-                upsample_kernel_sizes=[2 * r for r in LDM2_UPSAMPLE_RATES],
+                upsample_kernel_sizes=list(LDM2_UPSAMPLE_KERNELS),
                 resblock_kernel_sizes=[3],
                 resblock_dilation_sizes=[[1, 3]],
                 normalize_before=False,

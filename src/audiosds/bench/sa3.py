@@ -43,6 +43,7 @@ class Sa3Sizes:
     text_layers: int = 1  # real 12 (t5gemma-b encoder)
     text_heads: int = 2  # real 12
     vae_channels: int = 16  # SAME encoder_channels; real 256 (SAME-L) or 128 (SAME-S)
+    vae_mults: tuple[int, ...] = (2,)  # SAME encoder_c_mults; real (6,)
     vae_depth: int = 1  # SAME transformer depth; real 12 (SAME-L)
     vae_head_dim: int = 8  # real 64
     text_tokens: int = TINY_TEXT_TOKENS
@@ -140,7 +141,7 @@ def build_tiny_stable_audio_3(path: Path, sizes: Sa3Sizes | None = None) -> Path
             audio_channels=2,
             patch_size=SA3_PATCH,
             encoder_channels=sizes.vae_channels,
-            encoder_c_mults=(2,),  # real (6,)
+            encoder_c_mults=sizes.vae_mults,
             encoder_strides=(SA3_STRIDE,),
             encoder_transformer_depths=(sizes.vae_depth,),
             latent_dim=SA3_LATENT_CHANNELS,

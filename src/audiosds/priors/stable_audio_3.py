@@ -210,6 +210,7 @@ class StableAudio3Prior(Prior):
         """
         self.check_audio(x)
         frames = self.latent_frames(x.shape[-1])
+        self._check_frames(frames, "audio length")
         x = F.pad(x, (0, frames * self.downsampling - x.shape[-1]))  # (B, C, T * hop)
         return self.vae.encode(x.to(self._dtype)).latents.to(x.dtype)
 
@@ -225,6 +226,20 @@ class StableAudio3Prior(Prior):
     def _check_latent(self, z: Tensor, what: str) -> None:
         if z.ndim != 3 or z.shape[1] != self.latent_channels:
             raise ValueError(f"{what}: expected (B, {self.latent_channels}, T), got {tuple(z.shape)}")
+        self._check_frames(z.shape[-1], f"{what} length")
+
+    @property
+    def max_seconds(self) -> float:
+        """Longest clip the duration conditioning tells apart (the duration embedder clamps above it)."""
+        return float(self.duration_embedder.config.max_val)
+
+    def _check_frames(self, frames: int, what: str) -> None:
+        seconds = frames * self.downsampling / self.sample_rate
+        if seconds > self.max_seconds:
+            raise ValueError(
+                f"{what}: expected at most {self.max_seconds:g} s (the duration embedder's range), "
+                f"got {frames} latent frames ({seconds:.2f} s)"
+            )
 
     @property
     def _dtype(self) -> torch.dtype:

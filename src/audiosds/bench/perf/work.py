@@ -19,8 +19,9 @@ from ...tasks.separate import SeparateConfig, separate
 from ...tasks.synthesize import SynthesizeConfig, synthesize
 from ..sao import SaoShapedConfig, build_sao_shaped
 from .measure import PeakRSS, iteration_times, median_time
+from .shaped import SHAPED, load_shaped
 
-PRIORS = ("embedded-mel", "analytic", "sao-shaped")
+PRIORS = ("embedded-mel", "analytic", "sao-shaped", *SHAPED)
 TASKS = ("fm", "impact", "separate")
 # separation's loops here run one member (one SDS step per iteration, the floor's work); the default runs
 # one per SDS mode in SeparateConfig.sds_modes, each such a step
@@ -66,6 +67,8 @@ def load_prior(name: str, workdir: Path, weights: str | None) -> PriorSetup:
         if weights is not None:
             notes.append("the CLI section uses the installed weights (the CLI has no weights option)")
         return PriorSetup(prior, ["--prior", "embedded-mel"], notes)
+    if name in SHAPED:
+        return PriorSetup(*load_shaped(name, workdir))
     from audiosds.priors.stable_audio import StableAudioConfig, StableAudioPrior
 
     folder = build_sao_shaped(workdir / "sao-shaped", SaoShapedConfig())
@@ -266,7 +269,7 @@ def make_plan(prior: str, quick: bool) -> Plan:
     """Full: every configuration the issue names. Quick: a subset for smoke runs on a busy machine."""
     if prior not in PRIORS:
         raise ValueError(f"prior: expected one of {PRIORS}, got {prior!r}")
-    sao = prior == "sao-shaped"
+    sao = prior in ("sao-shaped", *SHAPED)  # the diffusers-shaped priors: shorter clips
     if quick:
         return Plan(
             draws=(1, 4),
