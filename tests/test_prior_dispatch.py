@@ -7,6 +7,7 @@ Face hub is switched off) from the ``audiosds`` command line.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,21 @@ def test_auto_picks_the_backend_named_by_model_index(
     assert type(prior) is prior_class
     assert prior.name == PIPELINE_PRIORS[pipeline]
     assert prior.is_frozen()
+
+
+def test_an_id_in_the_hugging_face_cache_loads_offline(
+    folders: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--model owner/name`` with the hub off: the snapshot in the user's cache is found and used."""
+    repo, commit = tmp_path / "hub" / "models--someone--tiny-ldm2", "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(folders["AudioLDM2Pipeline"], repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    prior = build("auto", model="someone/tiny-ldm2")
+    assert isinstance(prior, AudioLDM2Prior)
+    with pytest.raises(ModelLoadError, match="'someone/other' is not a local folder"):
+        build("auto", model="someone/other")
 
 
 def test_an_unsupported_pipeline_is_one_line_naming_the_supported_ones(tmp_path: Path) -> None:
