@@ -28,8 +28,15 @@ from audiosds.priors.stable_audio import ModelLoadError, StableAudioPrior
 from audiosds.priors.stable_audio_3 import StableAudio3Prior
 
 SECONDS = 0.25
-# the new backends' tiny folders, with their audio format: (sample rate, channels)
-FORMATS = {"StableAudio3Pipeline": (44100, 2), "AudioLDM2Pipeline": (16000, 1)}
+# each tiny folder's audio format: (sample rate, channels)
+FORMATS = {
+    "StableAudioPipeline": (44100, 2),
+    "StableAudio3Pipeline": (44100, 2),
+    "AudioLDM2Pipeline": (16000, 1),
+}
+# the new backends run every command; Stable Audio Open (older, covered elsewhere) the synthesis ones here,
+# its tiny separation alone taking ~5 s
+NEW = ("StableAudio3Pipeline", "AudioLDM2Pipeline")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -157,7 +164,7 @@ def test_synthesis_runs_on_auto(
     assert yaml.safe_load((out / "config.yaml").read_text())["prior"] == {"name": "auto", "model": str(model)}
 
 
-@pytest.mark.parametrize("pipeline", FORMATS)
+@pytest.mark.parametrize("pipeline", NEW)
 def test_separate_runs_on_auto(
     folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], pipeline: str
 ) -> None:
@@ -179,7 +186,7 @@ def test_separate_runs_on_auto(
     np.testing.assert_allclose((s1 + s2).reshape(mixture.shape), mixture, atol=2e-3)
 
 
-@pytest.mark.parametrize("pipeline", FORMATS)
+@pytest.mark.parametrize("pipeline", NEW)
 def test_generate_runs_on_auto_and_repeats_itself(
     folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], pipeline: str
 ) -> None:
