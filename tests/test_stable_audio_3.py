@@ -8,6 +8,7 @@ and the pipeline's whole ``__call__`` (non-stochastic scheduler, classifier-free
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Iterator
@@ -286,6 +287,27 @@ def test_pickled_weights_are_refused_before_loading(folder: Path, tmp_path: Path
     assert "pickled weights are refused, safetensors only: transformer/diffusion_pytorch_model.bin" in str(
         info.value
     )
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        {
+            "_class_name": "FlowMatchEulerDiscreteScheduler",
+            "num_train_timesteps": 1,
+            "stochastic_sampling": True,
+        },
+        {"_class_name": "PingPongScheduler", "num_inference_steps": 8},
+    ],
+)
+def test_a_distilled_checkpoints_scheduler_is_recognised(
+    folder: Path, tmp_path: Path, scheduler: dict
+) -> None:
+    distilled = tmp_path / "distilled"
+    shutil.copytree(folder, distilled)
+    (distilled / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler))
+    prior = StableAudio3Prior.from_config(StableAudio3Config(model=str(distilled)))
+    assert prior.guidance_distilled and prior.timestep_scale == 1.0
 
 
 def test_missing_parts_are_all_named_in_one_line(folder: Path, tmp_path: Path) -> None:

@@ -103,8 +103,8 @@ class StableAudio3Prior(Prior):
         config: the loading config (sigma range, max text tokens).
         timestep_scale: the scheduler's ``num_train_timesteps``: the DiT sees t times this (1 in the
             real snapshots, whose DiT takes t in [0, 1]).
-        guidance_distilled: the scheduler config asks for stochastic sampling, as for the distilled
-            checkpoint whose guidance is baked in.
+        guidance_distilled: the scheduler config asks for stochastic ("ping-pong") sampling, as for the
+            distilled checkpoint whose guidance is baked in.
     """
 
     name = "stable-audio-3"
@@ -193,10 +193,12 @@ class StableAudio3Prior(Prior):
         }
         parts = load_parts(folder, loaders)
         fold_weight_norm(parts["vae"])
+        # the distilled checkpoint's sampler: stochastic_sampling, or PingPongScheduler in newer diffusers
+        distilled = bool(sched.get("stochastic_sampling")) or sched.get("_class_name") == "PingPongScheduler"
         prior = cls(
             config=cfg,
             timestep_scale=float(sched.get("num_train_timesteps", 1)),
-            guidance_distilled=bool(sched.get("stochastic_sampling", False)),
+            guidance_distilled=distilled,
             **parts,
         )
         return prior.to(cfg.device)
