@@ -207,6 +207,7 @@ class AudioLDM2Prior(Prior):
             "tokenizer_2": AutoTokenizer.from_pretrained,
         }
         parts = load_parts(folder, loaders)
+        # alpha_bar(n) from the training betas in the config, whichever DDPM-family class it names
         scheduler = load_parts(folder, {"scheduler": DDIMScheduler.from_pretrained})["scheduler"]
         prior = cls(alphas_cumprod=scheduler.alphas_cumprod, config=cfg, **parts)
         return prior.to(cfg.device)
