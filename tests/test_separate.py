@@ -262,14 +262,14 @@ def test_same_seed_same_bytes_and_the_prior_is_untouched(prior: AnalyticPrior) -
 
 
 def test_default_sds_is_separation_own_and_overrides_apply() -> None:
-    sds = separation_sds()  # RESULTS.md, "where the guidance points"
+    sds = separation_sds()  # docs/experiments.md, "Where the guidance points"
     assert (sds.mode, sds.t_min, sds.t_max, sds.cfg_scale) == ("decoder", 0.3, 0.65, 7.5)
     changed = separation_sds(t_max=0.7, weighting="sigma")
     assert (changed.t_min, changed.t_max, changed.weighting, changed.cfg_scale) == (0.3, 0.7, "sigma", 7.5)
 
 
 def test_sds_mode_members_are_optimised_side_by_side_and_averaged(prior: AnalyticPrior) -> None:
-    assert SeparateConfig().sds_modes == ("decoder", "latent")  # RESULTS.md, "two SDS modes averaged"
+    assert SeparateConfig().sds_modes == ("decoder", "latent")  # docs/experiments.md, "Two SDS modes averaged"
     mixture, refs = _oracle(prior)
     gains, results = {}, {}
     for modes in (("decoder",), ("latent",), ("decoder", "latent")):

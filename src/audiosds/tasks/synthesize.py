@@ -23,7 +23,7 @@ from .loop import LoopConfig, load_checkpoint, run_loop
 from .scoring import PromptTracker
 
 # Synthesis' own SDS defaults, chosen by benchmarks/synthesis_curves.py on the earlier waveform-latent prior
-# (RESULTS.md, "Synthesis SDS defaults" and "FM synthesis, one-factor sweeps"): with SDSConfig's
+# (docs/experiments.md, "Synthesis SDS defaults" and "FM synthesis, one-factor sweeps"): with SDSConfig's
 # plain defaults (Decoder-SDS, t in [0.02, 0.98], CFG 3) the prompt score rose in 8 of 50 runs;
 # spectral, t in [0.15, 0.6] with CFG 7.5 in 33 of 50, with CFG 12 in 42 of 50 (FM 21/25: weaker
 # guidance let FM collapse to noise bursts). The magnitude-only update ignores the renderer's
