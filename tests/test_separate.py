@@ -269,7 +269,8 @@ def test_default_sds_is_separation_own_and_overrides_apply() -> None:
 
 
 def test_sds_mode_members_are_optimised_side_by_side_and_averaged(prior: AnalyticPrior) -> None:
-    assert SeparateConfig().sds_modes == ("decoder", "latent")  # docs/experiments.md, "Two SDS modes averaged"
+    # docs/experiments.md, "Two SDS modes averaged"
+    assert SeparateConfig().sds_modes == ("decoder", "latent")
     mixture, refs = _oracle(prior)
     gains, results = {}, {}
     for modes in (("decoder",), ("latent",), ("decoder", "latent")):

@@ -79,7 +79,8 @@ REC_LOG_EVERY = 10  # iterations between logged reconstruction losses of mixture
 WINDOWS_NAME = "windows.pt"  # finished windows of a checkpointed separation
 
 # Separation's own SDS defaults (``separation_sds``), chosen on the earlier waveform-latent prior by
-# benchmarks/separation.py (docs/experiments.md, "Separation defaults: t range, CFG and contrast" and "Where the guidance points"): the
+# benchmarks/separation.py (docs/experiments.md, "Separation defaults: t range, CFG and contrast" and
+# "Where the guidance points"): the
 # synthesis defaults' t range (0.02-0.98, sigma 0.0025-65) spends most draws where that
 # prior's denoised estimate no longer depends on the source, and CFG 3 is too weak to tell two
 # prompts apart. t in [0.3, 0.65] (sigma 0.048-1.96) replaced [0.15, 0.6]: the update's norm grows
@@ -99,8 +100,8 @@ class SeparateConfig:
     """Settings for :func:`separate`."""
 
     # per window and member: with the two default members, 100 gave +4.82 dB on the prior-generated
-    # Table-1 pairs and 200 +4.81; each mode alone also did better with 100 (docs/experiments.md, "Two SDS modes
-    # averaged"), and most of the gain comes in the first 25 iterations
+    # Table-1 pairs and 200 +4.81; each mode alone also did better with 100 (docs/experiments.md,
+    # "Two SDS modes averaged"), and most of the gain comes in the first 25 iterations
     iters: int = 100
     lr: float = 0.05  # Adam on latents or mask logits
     seed: int = 0  # sigma/eps draws; window w's renderer init uses seed + w
@@ -111,9 +112,9 @@ class SeparateConfig:
     gamma: float = 1.0
     # "remasked" (ours; the default), "masks" (ours) or "latent" (the paper's). Mean SI-SDR gain with the
     # default SDS members, remasked / masks / latent: Table-1 pairs, world sources +7.47 / +6.49 / -3.44 dB;
-    # prior-generated sources +4.99 / +4.83; real recordings -0.54 / -0.61 (docs/experiments.md, "Two SDS modes
-    # averaged"). Remasked costs a decoder pass and its backward per iteration and member (RESULTS.md,
-    # "Remasked becomes the default"); masks need neither
+    # prior-generated sources +4.99 / +4.83; real recordings -0.54 / -0.61 (docs/experiments.md,
+    # "Two SDS modes averaged"). Remasked costs a decoder pass and its backward per iteration and member
+    # (docs/experiments.md, "Remasked becomes the default"); masks need neither
     parametrization: str = "remasked"
     rec_windows: tuple[int, ...] = DEFAULT_WINDOWS  # L_rec's STFT window sizes (samples at the prior's rate)
     # weight of L_rec's log-magnitude term; it over-weights near-silent bins: on the analytic oracle
@@ -131,7 +132,8 @@ class SeparateConfig:
     noise_prompt: str = "noise"
     # each source without a negative prompt takes the other sources' prompts (joined) as its negative,
     # so CFG pushes it away from them rather than from the unconditional branch: +5.5 vs +4.1 dB mean
-    # SI-SDR gain on the Table-1 pairs with the waveform-latent prior (docs/experiments.md, "Separation defaults: t range, CFG and contrast")
+    # SI-SDR gain on the Table-1 pairs with the waveform-latent prior (docs/experiments.md, "Separation
+    # defaults: t range, CFG and contrast")
     contrast: bool = True
     # one member per SDS mode (replacing ``SDSConfig.mode``): each is a full set of K sources from the same
     # start, optimised side by side with its own SDS update; the output is the members' mean (for "masks"
