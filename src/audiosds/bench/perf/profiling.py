@@ -12,13 +12,12 @@ import torch
 
 from ... import renderers
 from ...priors.base import Prior
-from ...sds import SDSConfig
 from ...tasks.separate import SeparateConfig, separate
-from ...tasks.synthesize import SynthesizeConfig, synthesis_sds, synthesize
+from ...tasks.synthesize import SynthesizeConfig, synthesize
 from .. import log
 from ..report import markdown_table
 from .measure import ms
-from .work import ONE_MEMBER, SOURCE_PROMPTS, SYNTH_PROMPT, TASKS, Plan, make_mixture
+from .work import SOURCE_PROMPTS, SYNTH_PROMPT, TASKS, Plan, make_mixture, task_sds
 
 
 def _short(path: str) -> str:
@@ -59,19 +58,17 @@ def profile_task(prior: Prior, task: str, plan: Plan) -> tuple[str, float]:
     iters = edges[3]
     if task in ("fm", "impact"):
         renderer = renderers.build(task, sample_rate=prior.sample_rate, seconds=plan.synth_seconds)
-        synthesize(
-            renderer, prior, SYNTH_PROMPT, SynthesizeConfig(iters=iters), synthesis_sds(), progress=on_step
-        )
+        sds, _ = task_sds(prior, task, 1, 1)
+        synthesize(renderer, prior, SYNTH_PROMPT, SynthesizeConfig(iters=iters), sds, progress=on_step)
         clip = plan.synth_seconds
     else:
         n = round(plan.sep_seconds * prior.sample_rate)
         mixture = make_mixture(2, n, prior.sample_rate)
+        sds, mode = task_sds(prior, task, 1, 1)
         config = SeparateConfig(
-            iters=iters, max_seconds=max(SeparateConfig.max_seconds, plan.sep_seconds), sds_modes=ONE_MEMBER
+            iters=iters, max_seconds=max(SeparateConfig.max_seconds, plan.sep_seconds), sds_modes=(mode,)
         )
-        separate(
-            mixture, prior.sample_rate, prior, list(SOURCE_PROMPTS[:2]), config, SDSConfig(), progress=on_step
-        )
+        separate(mixture, prior.sample_rate, prior, list(SOURCE_PROMPTS[:2]), config, sds, progress=on_step)
         clip = plan.sep_seconds
     plain = (stamps[edges[1] - 1] - stamps[edges[0] - 1]) / k
     profiled = (stamps[edges[2] - 1] - stamps[edges[1] - 1]) / k

@@ -13,19 +13,31 @@ import numpy as np
 import torch
 
 from ... import renderers
+from ...priors import prior_defaults
 from ...priors.base import Prior, expand_rows
 from ...sds import SDSConfig
-from ...tasks.separate import SeparateConfig, separate
-from ...tasks.synthesize import SynthesizeConfig, synthesize
+from ...tasks.separate import SeparateConfig, separate, separation_sds
+from ...tasks.synthesize import SynthesizeConfig, synthesis_sds, synthesize
 from ..sao import SaoShapedConfig, build_sao_shaped
 from .measure import PeakRSS, iteration_times, median_time
 from .shaped import SHAPED, load_shaped
 
 PRIORS = ("embedded-mel", "analytic", "sao-shaped", *SHAPED)
 TASKS = ("fm", "impact", "separate")
-# separation's loops here run one member (one SDS step per iteration, the floor's work); the default runs
-# one per SDS mode in SeparateConfig.sds_modes, each such a step
-ONE_MEMBER = ("decoder",)
+# separation's loops here run one member (one SDS step per iteration, the floor's work): the first of the
+# prior's default SDS modes (SeparateConfig.sds_modes, or the prior's own), each such a step
+
+
+def task_sds(prior: Prior, task: str, draws: int, steps: int) -> tuple[SDSConfig, str]:
+    """The SDS settings a task runs with on ``prior`` by default (the prior's own preferences
+    included), with ``draws`` and ``steps``; and the SDS mode of its (first) member."""
+    if task == "separate":
+        modes = prior_defaults(prior, "separation", "separate").get("sds_modes", SeparateConfig.sds_modes)
+        return separation_sds(prior, num_steps=steps, num_draws=draws), modes[0]
+    sds = synthesis_sds(prior, num_steps=steps, num_draws=draws)
+    return sds, sds.mode
+
+
 SYNTH_PROMPT = "a bright metallic bell ringing"
 # the paper's prompts (DESIGN.md): one per source, up to the 8 sources separation allows
 SOURCE_PROMPTS = (
@@ -118,14 +130,14 @@ def run_task(
     def on_step(it: int, row: dict[str, float]) -> None:
         stamps.append(time.perf_counter())
 
-    sds = SDSConfig(num_steps=steps, num_draws=draws)
+    sds, mode = task_sds(prior, task, draws, steps)
     if task in ("fm", "impact"):
         renderer = renderers.build(task, sample_rate=prior.sample_rate, seconds=seconds)
         synthesize(renderer, prior, SYNTH_PROMPT, SynthesizeConfig(iters=iters), sds, progress=on_step)
     elif task == "separate":
         mixture = make_mixture(num_sources, round(seconds * prior.sample_rate), prior.sample_rate)
         config = SeparateConfig(
-            iters=iters, max_seconds=max(SeparateConfig.max_seconds, seconds), sds_modes=ONE_MEMBER
+            iters=iters, max_seconds=max(SeparateConfig.max_seconds, seconds), sds_modes=(mode,)
         )
         prompts = list(SOURCE_PROMPTS[:num_sources])
         separate(mixture, prior.sample_rate, prior, prompts, config, sds, progress=on_step)
@@ -135,14 +147,21 @@ def run_task(
 
 
 def floor_call(
-    prior: Prior, renders: int, num_samples: int, draws: int, steps: int, prompts: Sequence[str]
+    prior: Prior,
+    renders: int,
+    num_samples: int,
+    draws: int,
+    steps: int,
+    prompts: Sequence[str],
+    decode: bool = True,
 ) -> Callable[[], None]:
     """The prior's irreducible work in one SDS iteration, as a call.
 
     One encode of the R renders, K denoiser forwards of the 2 * R * B rows (conditional and
     unconditional halves of classifier-free guidance in one batch, as ``Prior.denoise`` runs
-    them) and one decode of the R * B draws, all without autograd: the network evaluations of
-    Audio-SDS eqs. 4-6 and nothing else. Inputs are built beforehand.
+    them) and, with ``decode`` (every SDS mode but classic latent SDS), one decode of the R * B
+    draws, all without autograd: the network evaluations of Audio-SDS eqs. 4-6 and nothing else.
+    Inputs are built beforehand.
 
     Shape:
         renders R with prompts (1 or R of them), audio of num_samples -> () (returns None)
@@ -166,7 +185,8 @@ def floor_call(
             prior.encode(x)
             for _ in range(steps):
                 prior._denoise_batch(z_both, sigma, both)
-            prior.decode(z_rows)
+            if decode:
+                prior.decode(z_rows)
 
     return run
 
@@ -234,7 +254,9 @@ def measure(
         stamps = run_task(prior, task, draws, steps, seconds, num_sources, 1 + warmup + repeats)
     iteration = statistics.median(iteration_times(stamps, warmup))
     renders, prompts = _task_shape(task, num_sources)
-    run = floor_call(prior, renders, round(seconds * prior.sample_rate), draws, steps, prompts)
+    _, mode = task_sds(prior, task, draws, steps)
+    samples = round(seconds * prior.sample_rate)
+    run = floor_call(prior, renders, samples, draws, steps, prompts, decode=mode != "latent")
     with PeakRSS() as floor_mem:
         floor = median_time(run, warmup, repeats)
     sources_s = None
