@@ -14,6 +14,7 @@ from audiosds.metrics import si_sdr
 from audiosds.priors import build
 from audiosds.tasks.enhance import DEFAULT_PROMPT, NOISE_PROMPT, enhance, enhance_config
 from audiosds.tasks.separate import SeparateConfig
+from audiosds.tasks.suggest import candidates
 
 RATE = 16000
 
@@ -74,7 +75,9 @@ def test_cli_writes_enhanced_and_noise(tmp_path, capsys):
     assert rate == RATE and enhanced.shape == noisy.shape
     np.testing.assert_allclose(enhanced + removed, noisy, atol=2e-3)
     params = json.loads((out / "params.json").read_text())
-    assert params["files"] == {"enhanced.wav": DEFAULT_PROMPT, "noise.wav": NOISE_PROMPT}
+    assert NOISE_PROMPT == "auto" and params["files"]["enhanced.wav"] == DEFAULT_PROMPT
+    # the catch-all is named after a suggestion, never "auto" itself nor the kept sound
+    assert params["files"]["noise.wav"] in {c.prompt for c in candidates()} - {DEFAULT_PROMPT}
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert (
         saved["command"] == "enhance" and saved["separate"]["seed"] == 2 and saved["separate"]["iters"] == 2

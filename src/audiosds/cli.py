@@ -837,7 +837,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
     if float(np.abs(noisy).max()) == 0.0:
         print(f"audiosds: warning: {noisy_path} is silent; both outputs will be silent too", file=sys.stderr)
     prior = _build_prior(cfg["prior"], cfg["device"])
-    _warn_uncovered(prior, [cfg["prompt"], cfg["noise_prompt"]], cfg["prior"]["name"])
+    named = [cfg["prompt"]] + ([] if cfg["noise_prompt"].strip() == "auto" else [cfg["noise_prompt"]])
+    _warn_uncovered(prior, named, cfg["prior"]["name"])
     window = min(
         round(sep_cfg.max_seconds * prior.sample_rate),
         round(noisy.shape[1] * prior.sample_rate / sample_rate),
