@@ -139,7 +139,7 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
     from .renderers.fm import FMConfig
     from .renderers.impact import ImpactConfig
     from .sds import SDSConfig
-    from .tasks.enhance import DEFAULT_PROMPT, ENHANCE_SEPARATE, NOISE_PROMPT
+    from .tasks.enhance import DEFAULT_PROMPT, NOISE_PROMPT
     from .tasks.generate import GenerateConfig
     from .tasks.loop import LoopConfig
     from .tasks.reverb import FIT_SECONDS
@@ -158,7 +158,6 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
         "loop": Section(LoopConfig),
     }
     if command == "enhance":
-        enhance = {**prior_defaults(prior, "separation", "separate"), **ENHANCE_SEPARATE}
         return {
             "command": command,
             "noisy": None,
@@ -166,7 +165,6 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
             "noise_prompt": NOISE_PROMPT,
             **run,
             **separation,
-            "separate": Section(SeparateConfig, enhance),
         }
     if command == "reverb":
         return {
