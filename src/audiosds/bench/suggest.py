@@ -88,14 +88,16 @@ def esc_mixtures(
     return out
 
 
-def rank_section(suggester: Suggester, title: str, mixtures: list) -> tuple[list[str], list[dict]]:
+def rank_section(
+    suggester: Suggester, title: str, mixtures: list, window: float = SuggestConfig.window_seconds
+) -> tuple[list[str], list[dict]]:
     names = [c.name for c in suggester.classes]
     rows, lines = (
         [],
         [f"### {title}", "", "| true classes | top 3 suggested | both in top 3 |", "|---|---|---|"],
     )
     for pair, sources in mixtures:
-        result = suggester(sources.sum(axis=0), RATE, SuggestConfig(top=len(names)))
+        result = suggester(sources.sum(axis=0), RATE, SuggestConfig(top=len(names), window_seconds=window))
         order = [s.name for s in result.overall]
         top = order[:3]
         both = all(c in top for c in pair)
@@ -155,6 +157,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--world", type=int, default=30, help="world mixtures")
     parser.add_argument("--esc", type=int, default=30, help="ESC-10 fold-5 mixtures (0: none)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--window", type=float, default=SuggestConfig.window_seconds, help="suggest's window length (s)"
+    )
     parser.add_argument("--separate", type=int, default=0, help="mixtures of each kind also separated")
     parser.add_argument("--prior", default="embedded-mel", help="the prior of --separate")
     parser.add_argument("--sounds", type=Path, default=SOUNDS_DIR)
@@ -177,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.warning(f"ESC-10 pairs skipped: no {args.sounds / 'manifest.csv'}")
     total = both = 0
     for title, mixtures in kinds:
-        section, rows = rank_section(suggester, title, mixtures)
+        section, rows = rank_section(suggester, title, mixtures, args.window)
         lines += section
         print("\n".join(section), flush=True)
         total, both = total + len(rows), both + sum(r["both"] for r in rows)
