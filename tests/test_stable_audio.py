@@ -254,6 +254,26 @@ def test_missing_parts_are_all_named(folder: Path, tmp_path: Path) -> None:
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("part", "weights", "pickle_name"),
+    [
+        ("transformer", "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
+        ("text_encoder", "model.safetensors", "pytorch_model.bin"),
+    ],
+)
+def test_pickled_weights_are_refused_before_loading(
+    folder: Path, tmp_path: Path, part: str, weights: str, pickle_name: str
+) -> None:
+    pickled = tmp_path / "pickled"
+    shutil.copytree(folder, pickled)
+    (pickled / part / weights).rename(pickled / part / pickle_name)  # the bytes are never read
+    with pytest.raises(ModelLoadError) as info:
+        StableAudioPrior.from_config(StableAudioConfig(model=str(pickled)))
+    assert str(info.value) == (
+        f"model folder {pickled}: pickled weights are refused, safetensors only: {part}/{pickle_name}"
+    )
+
+
 def test_unknown_hub_id_offline_is_one_clear_line() -> None:
     with pytest.raises(ModelLoadError) as info:
         StableAudioPrior.from_config(StableAudioConfig(model="no-such-owner/no-such-audio-model"))

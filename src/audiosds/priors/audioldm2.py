@@ -47,6 +47,7 @@ from .base import Conditioning, Prior, check_prompts
 from .diffusers_folder import (
     DIFFUSERS_WEIGHTS,
     TRANSFORMERS_WEIGHTS,
+    ModelLoadError,
     check_parts,
     expect_pipeline,
     lean_loading,
@@ -54,7 +55,6 @@ from .diffusers_folder import (
     locate,
     read_json,
 )
-from .stable_audio import ModelLoadError
 
 PIPELINE = "AudioLDM2Pipeline"
 SNAP_STEPS = 1e-3  # a timestep this close to an integer is that integer (float32 round-off of sigma)

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import torch
 
-from .stable_audio import ModelLoadError
+
+class ModelLoadError(ValueError):
+    """A diffusers model could not be found or loaded; the message says what to fix."""
+
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _PICKLES = ("*.bin", "*.ckpt", "*.pt", "*.pth", "*.pkl")

@@ -34,35 +34,23 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Conditioning, Prior
+from .diffusers_folder import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, ModelLoadError, check_parts
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 # What a diffusers-format snapshot must hold. Each entry: a file, or alternatives of which one is enough
-# (the first is named in error messages).
-_DIFFUSERS_WEIGHTS = (
-    "diffusion_pytorch_model.safetensors",
-    "diffusion_pytorch_model.safetensors.index.json",
-    "diffusion_pytorch_model.bin",
-)
+# (the first is named in error messages). Weights in safetensors only: pickles are refused unread.
 _REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
     "": (("model_index.json",),),
-    "transformer": (("config.json",), _DIFFUSERS_WEIGHTS),
-    "vae": (("config.json",), _DIFFUSERS_WEIGHTS),
-    "projection_model": (("config.json",), _DIFFUSERS_WEIGHTS),
-    "text_encoder": (
-        ("config.json",),
-        ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"),
-    ),
+    "transformer": (("config.json",), DIFFUSERS_WEIGHTS),
+    "vae": (("config.json",), DIFFUSERS_WEIGHTS),
+    "projection_model": (("config.json",), DIFFUSERS_WEIGHTS),
+    "text_encoder": (("config.json",), TRANSFORMERS_WEIGHTS),
     "tokenizer": (("tokenizer.json", "spiece.model"),),
     "scheduler": (("scheduler_config.json",),),
 }
-# Hub download filter: the diffusers parts only, never the 5 GB stable-audio-tools checkpoints at the root.
 _HUB_PATTERNS = ["model_index.json", *(f"{sub}/*" for sub in _REQUIRED if sub)]
-
-
-class ModelLoadError(ValueError):
-    """The Stable Audio model could not be found or loaded; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -79,20 +67,6 @@ class StableAudioConfig:
     sigma_max: float = 500.0
 
 
-def missing_parts(folder: Path) -> list[str]:
-    """Relative paths a diffusers-format Stable Audio folder lacks (a whole subfolder as ``name/``)."""
-    missing = []
-    for sub, files in _REQUIRED.items():
-        where = folder / sub if sub else folder
-        if sub and not where.is_dir():
-            missing.append(f"{sub}/")
-            continue
-        for alternatives in files:
-            if not any((where / name).is_file() for name in alternatives):
-                missing.append(f"{sub}/{alternatives[0]}" if sub else alternatives[0])
-    return missing
-
-
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"
@@ -102,8 +76,8 @@ def resolve_model_folder(model: str) -> Path:
     """The local diffusers-format folder for ``model`` (a folder, or a Hugging Face id).
 
     Raises:
-        ModelLoadError: the folder lacks parts (all are named), or the id can be neither
-            downloaded nor found in the Hugging Face cache (e.g. offline).
+        ModelLoadError: the folder lacks parts (all are named) or holds pickled weights, or the
+            id can be neither downloaded nor found in the Hugging Face cache (e.g. offline).
     """
     folder = Path(model).expanduser()
     if not folder.is_dir():
@@ -118,9 +92,7 @@ def resolve_model_folder(model: str) -> Path:
                 f"model {model!r} is not a local folder and could not be fetched from Hugging Face "
                 f"(offline, gated or unknown id?): {_first_line(err)}"
             ) from None
-    missing = missing_parts(folder)
-    if missing:
-        raise ModelLoadError(f"model folder {folder} is missing: {', '.join(missing)}")
+    check_parts(folder, _REQUIRED)
     return folder
 
 

@@ -47,6 +47,7 @@ from .base import Conditioning, Prior, check_prompts
 from .diffusers_folder import (
     DIFFUSERS_WEIGHTS,
     TRANSFORMERS_WEIGHTS,
+    ModelLoadError,
     check_parts,
     expect_pipeline,
     fold_weight_norm,
@@ -55,7 +56,6 @@ from .diffusers_folder import (
     locate,
     read_json,
 )
-from .stable_audio import ModelLoadError
 
 PIPELINE = "StableAudio3Pipeline"
 MAX_TEXT_TOKENS = 256  # the pipeline caps T5Gemma's context at 256 tokens whatever the tokenizer says
