@@ -70,6 +70,7 @@ def test_window_starts_end_at_the_end():
     assert _window_starts(100, 40, 20) == [0, 20, 40, 60]
     assert _window_starts(105, 40, 20) == [0, 20, 40, 60, 65]
     assert _window_starts(30, 40, 20) == [0]
+    assert _window_starts(101, 40, 20) == [0, 20, 40, 61]  # a one-sample tail: no near-duplicate window
 
 
 @pytest.mark.parametrize(

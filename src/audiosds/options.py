@@ -287,7 +287,8 @@ def options() -> tuple[Option, ...]:
         _opt(
             "--model",
             to={RUN: "prior.model"},
-            help="model folder or Hugging Face id, for stable-audio-open (default: {default})",
+            help="model folder or Hugging Face id, for auto, stable-audio-open, stable-audio-3 and "
+            "audioldm2; a weights folder for embedded-mel (default: {default})",
         ),
         _opt(
             "--cfg",

@@ -128,12 +128,17 @@ class SuggestResult:
 
 
 def _window_starts(num_samples: int, window: int, hop: int) -> list[int]:
-    """Starts of windows of ``window`` samples every ``hop``; the last one ends at the end."""
+    """Starts of windows of ``window`` samples every ``hop``; the last one ends at the end. A tail
+    shorter than a quarter hop (e.g. a sample or two left by resampling) moves the last window to the
+    end instead of adding a near-copy of it."""
     if num_samples <= window:
         return [0]
     starts = list(range(0, num_samples - window + 1, hop))
-    if starts[-1] + window < num_samples:
+    tail = num_samples - (starts[-1] + window)
+    if tail * 4 >= hop or (tail > 0 and len(starts) == 1):
         starts.append(num_samples - window)
+    elif tail > 0:
+        starts[-1] = num_samples - window
     return starts
 
 
