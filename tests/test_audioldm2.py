@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
@@ -34,13 +32,7 @@ HOP = 640  # audio samples per latent frame: mel hop 160 x VAE 4
 PROMPT = "bongo drum playing a rhythmic beat"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline() -> Iterator[None]:
-    """HF_HUB_OFFLINE=1 for the whole module (the constant is read at import, so patch it too)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-        yield
+pytestmark = pytest.mark.usefixtures("hub_offline")  # conftest: the hub switched off for the module
 
 
 @pytest.fixture(scope="module")

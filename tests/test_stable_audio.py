@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import huggingface_hub.constants
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,13 +27,7 @@ HOP = 2048
 SR = 44100
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline() -> Iterator[None]:
-    """HF_HUB_OFFLINE=1 for the whole module (the constant is read at import, so patch it too)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-        yield
+pytestmark = pytest.mark.usefixtures("hub_offline")  # conftest: the hub switched off for the module
 
 
 @pytest.fixture(scope="module")
