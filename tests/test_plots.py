@@ -1,12 +1,19 @@
-"""The spectrogram figure's numpy STFT against scipy.signal.stft, and the PNG it writes."""
+"""The spectrogram figure's STFT (``spectral.spectrogram_db``) against scipy.signal.stft, and the PNG it
+writes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.signal import stft
 
-from audiosds.plots import _log_spectrogram, save_spectrograms
+from audiosds.plots import save_spectrograms
+from audiosds.spectral import spectrogram_db
+
+
+def _log_spectrogram(audio: np.ndarray, sample_rate: int, nfft: int) -> tuple[np.ndarray, ...]:
+    return tuple(t.numpy() for t in spectrogram_db(torch.from_numpy(audio), sample_rate, nfft))
 
 
 @pytest.mark.parametrize("samples", [100, 1000, 16000, 44101])

@@ -16,14 +16,11 @@ from audiosds.renderers.sources import (
     MaskSourcesConfig,
     RemaskedSources,
     RemaskedSourcesConfig,
-    istft,
-    magnitude,
     ratio_masks,
     rms_db,
-    stft,
 )
 from audiosds.sds import SDSConfig, sds_step
-from audiosds.spectral import multiscale_spectral_loss
+from audiosds.spectral import istft, magnitude, multiscale_spectral_loss, stft
 
 N = 1000  # not a multiple of the analytic prior's 64-sample frame, nor of the hop
 FFT, HOP = 256, 64

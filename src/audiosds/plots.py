@@ -7,32 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .audio import write_bytes
+from .spectral import spectrogram_db
 
 DYNAMIC_RANGE_DB = 80.0  # colour scale: the loudest bin of all panels down to this many dB below
 LOWEST_HZ = 20.0  # bottom of the log-frequency axis (or the first bin above 0 Hz, if higher)
 FREQ_TICKS_HZ = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
-
-
-def _log_spectrogram(
-    audio: np.ndarray, sample_rate: int, nfft: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """dB magnitudes of a periodic-Hann STFT (hop nfft / 4, frames centred on zero-padded ends,
-    scaled by the window's sum) of the channel mean; numpy only, so plotting does not import
-    scipy.signal. Returns frequencies (F,), frame times (T,) and dB (F, T)."""
-    mono = np.asarray(audio, dtype=np.float64).reshape(-1, np.asarray(audio).shape[-1]).mean(axis=0)
-    nfft = min(nfft, max(16, 1 << int(np.log2(max(mono.size, 16)))))
-    hop = nfft // 4
-    padded = np.pad(mono, (nfft // 2, nfft // 2))
-    frames = 1 + -(-max(padded.size - nfft, 0) // hop)
-    padded = np.pad(padded, (0, max(0, (frames - 1) * hop + nfft - padded.size)))
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(nfft) / nfft)
-    index = np.arange(nfft)[None, :] + hop * np.arange(frames)[:, None]  # (T, nfft)
-    spec = np.fft.rfft(padded[index] * window, axis=1).T / window.sum()  # (F, T)
-    freqs = np.fft.rfftfreq(nfft, 1.0 / sample_rate)
-    times = np.arange(frames) * hop / sample_rate
-    return freqs, times, 20.0 * np.log10(np.abs(spec) + 1e-10)
 
 
 def _tick_label(hz: float) -> str:
@@ -58,7 +40,11 @@ def save_spectrograms(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    specs = [(title, *_log_spectrogram(audio, sample_rate, nfft)) for title, audio in panels]
+    def db(audio: np.ndarray | torch.Tensor) -> tuple[np.ndarray, ...]:
+        x = audio if isinstance(audio, torch.Tensor) else torch.as_tensor(np.asarray(audio))
+        return tuple(t.numpy() for t in spectrogram_db(x, sample_rate, nfft))
+
+    specs = [(title, *db(audio)) for title, audio in panels]
     top = max(float(s[3].max()) for s in specs)
     cols = min(len(specs), 4)
     rows = -(-len(specs) // cols)

@@ -1,7 +1,9 @@
-"""Multiscale STFT magnitudes: differentiable, memory-lean.
+"""The project's STFTs: multiscale magnitudes (differentiable, memory-lean), the complex STFT and its
+inverse that separation's masks live on, and the dB spectrogram of the figures. (The mel front end of
+the embedded prior and the scorer's features are in :mod:`audiosds.models`.)
 
-Used by spectral-emphasis SDS (Audio-SDS arXiv 2505.04621 eq. 7), by the separation
-reconstruction loss (eq. 13) and as a metric (multi-resolution spectral distance).
+The multiscale magnitudes are used by spectral-emphasis SDS (Audio-SDS arXiv 2505.04621 eq. 7), by
+the separation reconstruction loss (eq. 13) and as a metric (multi-resolution spectral distance).
 
 Conventions:
     * Hann window of ``size`` samples, FFT length ``size``, hop ``max(1, round(size * hop_ratio))``.
@@ -19,6 +21,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from .config import is_int
 
 DEFAULT_WINDOWS: tuple[int, ...] = (256, 512, 1024, 2048)
 # Added to |X|^2 inside the square root: magnitude floor 1e-4 (about -80 dB re a unit sine's
@@ -142,3 +146,87 @@ def multiscale_spectral_loss(
         total = total + term
     per_row = total / len(sizes)
     return per_row.mean() if reduction == "mean" else per_row
+
+
+def spectrogram_db(audio: Tensor, sample_rate: int, nfft: int) -> tuple[Tensor, Tensor, Tensor]:
+    """dB magnitudes of the channel mean for figures: a periodic-Hann STFT with hop nfft / 4, frames
+    centred on zero-padded ends (the tail zero-padded to a whole frame) and scaled by the window's
+    sum, as ``scipy.signal.stft`` computes it; ``nfft`` shrinks to a power of two that fits the clip.
+
+    Returns:
+        frequencies (F,) in Hz, frame times (T,) in s, dB (F, T); float64.
+
+    Shape:
+        audio (..., N) -> (F,), (T,), (F, T)
+    """
+    mono = audio.detach().to(torch.float64).reshape(-1, audio.shape[-1]).mean(dim=0)
+    n = mono.numel()
+    nfft = min(nfft, max(16, 1 << (max(n, 16).bit_length() - 1)))
+    hop = nfft // 4
+    padded = torch.nn.functional.pad(mono, (nfft // 2, nfft // 2))
+    frames = 1 + -(-max(padded.numel() - nfft, 0) // hop)
+    padded = torch.nn.functional.pad(padded, (0, max(0, (frames - 1) * hop + nfft - padded.numel())))
+    window = _hann(nfft, padded.device, padded.dtype)
+    spec = torch.stft(padded, nfft, hop, window=window, center=False, return_complex=True) / window.sum()
+    freqs = torch.fft.rfftfreq(nfft, 1.0 / sample_rate, dtype=torch.float64)
+    times = torch.arange(frames, dtype=torch.float64) * hop / sample_rate
+    return freqs, times, 20.0 * torch.log10(spec.abs() + 1e-10)
+
+
+def check_stft(n_fft: int, hop: int) -> None:
+    """ValueError unless 2 <= n_fft and 1 <= hop <= n_fft // 2 (a Hann window then overlaps
+    itself enough for the istft to invert the stft)."""
+    if not is_int(n_fft) or n_fft < 2:
+        raise ValueError(f"n_fft: expected an int >= 2, got {n_fft!r}")
+    if not is_int(hop) or not 1 <= hop <= n_fft // 2:
+        raise ValueError(f"hop: expected an int in [1, n_fft // 2 = {n_fft // 2}], got {hop!r}")
+
+
+def stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
+    """Complex STFT over the last axis, for masks and their inverse: periodic Hann window of ``n_fft``
+    samples, ``hop`` samples, centred frames (reflect padding when the signal is longer than
+    n_fft // 2, zero padding otherwise), ``normalized=True`` as :func:`stft_magnitudes`.
+
+    Shape:
+        x (..., N) -> (..., n_fft // 2 + 1, 1 + N // hop), complex
+    """
+    check_stft(n_fft, hop)
+    lead, n = x.shape[:-1], x.shape[-1]
+    window = torch.hann_window(n_fft, periodic=True, device=x.device, dtype=x.dtype)
+    spec = torch.stft(
+        x.reshape(-1, n),
+        n_fft=n_fft,
+        hop_length=hop,
+        window=window,
+        center=True,
+        pad_mode="reflect" if n > n_fft // 2 else "constant",
+        normalized=True,
+        return_complex=True,
+    )  # (prod(lead), F, T_s)
+    return spec.reshape(*lead, *spec.shape[-2:])
+
+
+def istft(spec: Tensor, n_fft: int, hop: int, length: int) -> Tensor:
+    """Inverse of :func:`stft`, cropped to ``length`` samples.
+
+    Shape:
+        spec (..., F, T_s) complex -> (..., length)
+    """
+    check_stft(n_fft, hop)
+    lead = spec.shape[:-2]
+    window = torch.hann_window(n_fft, periodic=True, device=spec.device, dtype=spec.real.dtype)
+    x = torch.istft(
+        spec.reshape(-1, *spec.shape[-2:]),
+        n_fft=n_fft,
+        hop_length=hop,
+        window=window,
+        center=True,
+        normalized=True,
+        length=length,
+    )  # (prod(lead), length)
+    return x.reshape(*lead, length)
+
+
+def magnitude(spec: Tensor) -> Tensor:
+    """``sqrt(re^2 + im^2 + EPS)``: finite gradient at silence. Shape: complex (...) -> real (...)."""
+    return torch.sqrt(spec.real.square() + spec.imag.square() + EPS)

@@ -31,7 +31,8 @@ import torch
 from ..audio import load_audio, resample
 from ..metrics import si_sdr
 from ..priors import build
-from ..renderers.sources import apply_masks, magnitude, stft
+from ..renderers.sources import apply_masks
+from ..spectral import magnitude, stft
 from ..tasks.enhance import DEFAULT_PROMPT, NOISE_PROMPT, enhance, enhance_config
 from ..world.real import DIGITS, VOCABULARIES, load_catalogue
 from . import log

@@ -21,9 +21,7 @@ Three parametrizations:
     MaskSources      (ours) logits l (K, F, T_s) optimised directly: m = softmax over k of l, shared by
                      every channel, x_k = istft(m_k X). Also sums to the mixture exactly.
 
-STFT conventions (``stft``/``istft``): periodic Hann window of ``n_fft`` samples, ``hop`` samples,
-centred frames (reflect padding when the signal is longer than n_fft // 2, zero padding
-otherwise), ``normalized=True`` as in :mod:`audiosds.spectral`; magnitudes are
+The masks live on the grid of :func:`audiosds.spectral.stft` (its conventions); magnitudes are
 ``sqrt(|S|^2 + spectral.EPS)`` so masks stay finite and differentiable at silence (where every
 source is at the floor, the masks are 1/K).
 """
@@ -38,70 +36,13 @@ from torch import Tensor, nn
 
 from ..audio import fit_length
 from ..config import is_int, is_number
-from ..spectral import EPS
+from ..spectral import EPS, check_stft, istft, magnitude, stft
 from .base import Renderer
 
 Decode = Callable[[Tensor], Tensor]  # latent (B, D, T) -> audio (B, C, M), differentiable
 # latent (B, D, T) -> STFT magnitudes (B, C, F, T') on the mask grid, differentiable, without decoding
 Magnitudes = Callable[[Tensor], Tensor]
 MAX_SOURCES = 16
-
-
-def check_stft(n_fft: int, hop: int) -> None:
-    """ValueError unless 2 <= n_fft and 1 <= hop <= n_fft // 2 (a Hann window then overlaps
-    itself enough for the istft to invert the stft)."""
-    if not is_int(n_fft) or n_fft < 2:
-        raise ValueError(f"n_fft: expected an int >= 2, got {n_fft!r}")
-    if not is_int(hop) or not 1 <= hop <= n_fft // 2:
-        raise ValueError(f"hop: expected an int in [1, n_fft // 2 = {n_fft // 2}], got {hop!r}")
-
-
-def stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
-    """Complex STFT over the last axis (module conventions above).
-
-    Shape:
-        x (..., N) -> (..., n_fft // 2 + 1, 1 + N // hop), complex
-    """
-    check_stft(n_fft, hop)
-    lead, n = x.shape[:-1], x.shape[-1]
-    window = torch.hann_window(n_fft, periodic=True, device=x.device, dtype=x.dtype)
-    spec = torch.stft(
-        x.reshape(-1, n),
-        n_fft=n_fft,
-        hop_length=hop,
-        window=window,
-        center=True,
-        pad_mode="reflect" if n > n_fft // 2 else "constant",
-        normalized=True,
-        return_complex=True,
-    )  # (prod(lead), F, T_s)
-    return spec.reshape(*lead, *spec.shape[-2:])
-
-
-def istft(spec: Tensor, n_fft: int, hop: int, length: int) -> Tensor:
-    """Inverse of :func:`stft`, cropped to ``length`` samples.
-
-    Shape:
-        spec (..., F, T_s) complex -> (..., length)
-    """
-    check_stft(n_fft, hop)
-    lead = spec.shape[:-2]
-    window = torch.hann_window(n_fft, periodic=True, device=spec.device, dtype=spec.real.dtype)
-    x = torch.istft(
-        spec.reshape(-1, *spec.shape[-2:]),
-        n_fft=n_fft,
-        hop_length=hop,
-        window=window,
-        center=True,
-        normalized=True,
-        length=length,
-    )  # (prod(lead), length)
-    return x.reshape(*lead, length)
-
-
-def magnitude(spec: Tensor) -> Tensor:
-    """``sqrt(re^2 + im^2 + EPS)``: finite gradient at silence. Shape: complex (...) -> real (...)."""
-    return torch.sqrt(spec.real.square() + spec.imag.square() + EPS)
 
 
 def ratio_masks(mags: Tensor, power: float) -> Tensor:
@@ -413,9 +354,6 @@ __all__ = [
     "RemaskedSources",
     "RemaskedSourcesConfig",
     "apply_masks",
-    "istft",
-    "magnitude",
     "ratio_masks",
     "rms_db",
-    "stft",
 ]

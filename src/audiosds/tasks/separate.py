@@ -62,16 +62,13 @@ from ..renderers.sources import (
     RemaskedSources,
     RemaskedSourcesConfig,
     apply_masks,
-    check_stft,
-    magnitude,
     ratio_masks,
     rms_db,
-    stft,
 )
 from ..scorer import PromptScorer
 from ..sds import MODES as SDS_MODES
 from ..sds import SDSConfig, sds_step
-from ..spectral import DEFAULT_WINDOWS, multiscale_spectral_loss
+from ..spectral import DEFAULT_WINDOWS, check_stft, magnitude, multiscale_spectral_loss, stft
 from .loop import LoopConfig, LoopOutcome, load_checkpoint, run_loop
 from .scoring import PromptTracker
 
