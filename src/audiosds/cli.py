@@ -21,6 +21,7 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import math
 import os
 import signal
@@ -176,23 +177,16 @@ def _finish(
             path.unlink(missing_ok=True)
     if result.status == "stopped":
         name = signal.Signals(signum).name if signum else "a stop request"
-        print(
+        log.info(
             f"audiosds: interrupted by {name} after {done} iterations; outputs and a checkpoint are in "
-            f"{out}; resume with: audiosds {args.command} --resume {out}",
-            file=sys.stderr,
+            f"{out}; resume with: audiosds {args.command} --resume {out}"
         )
         return 128 + (signum or 2)
     if result.status == "diverged":
-        print(
-            f"audiosds: error: run abandoned: {result.message}; the last good outputs are in {out}",
-            file=sys.stderr,
-        )
+        log.error(f"run abandoned: {result.message}; the last good outputs are in {out}")
         return EXIT_RUNTIME
     if not args.quiet:
-        print(
-            f"audiosds {args.command}: {done} iterations in {elapsed:.1f} s{summary} -> {out}",
-            file=sys.stderr,
-        )
+        log.info(f"audiosds {args.command}: {done} iterations in {elapsed:.1f} s{summary} -> {out}")
     return 0
 
 
@@ -334,7 +328,7 @@ def _warn_uncovered(prior: object, prompts: list[str], prior_name: str) -> None:
     from .coverage import coverage_warnings
 
     for line in coverage_warnings(prior, prompts, prior_name):
-        print(f"audiosds: warning: {line}", file=sys.stderr)
+        log.warning(line)
 
 
 def _progress_bar(total: int, desc: str, quiet: bool):  # noqa: ANN202
@@ -555,7 +549,7 @@ def _suggested_prompts(mixture: Any, sample_rate: int, count: int, quiet: bool) 
     found = suggest(mixture, sample_rate, SuggestConfig(top=count)).overall
     if not quiet:
         shown = "; ".join(f"{s.prompt} ({s.score:.3f})" for s in found)
-        print(f"audiosds separate: suggested prompts: {shown}", file=sys.stderr)
+        log.info(f"audiosds separate: suggested prompts: {shown}")
     return [s.prompt for s in found]
 
 
@@ -579,9 +573,7 @@ def _run_separate(args: argparse.Namespace) -> int:
     except AudioError as err:
         raise UsageError(str(err)) from err
     if float(np.abs(mixture).max()) == 0.0:
-        print(
-            f"audiosds: warning: {mixture_path} is silent; every source will be silent too", file=sys.stderr
-        )
+        log.warning(f"{mixture_path} is silent; every source will be silent too")
     count = _auto_count(cfg["prompts"])
     if count is not None:  # config.yaml records the prompts used: a rerun needs no suggestion
         cfg["prompts"] = _suggested_prompts(mixture, sample_rate, count, args.quiet)
@@ -687,10 +679,9 @@ def _run_generate(args: argparse.Namespace) -> int:
     _write_config(run, out.with_suffix(".json"), **used, version=__version__, sample_rate=prior.sample_rate)
     save_spectrograms(out.with_suffix(".png"), [(cfg["prompt"][:60], audio.numpy())], prior.sample_rate)
     if not args.quiet:
-        print(
+        log.info(
             f"audiosds generate: {gen_cfg.seconds:g} s at {prior.sample_rate} Hz -> {out} "
-            f"(settings: {out.with_suffix('.json')}, spectrogram: {out.with_suffix('.png')})",
-            file=sys.stderr,
+            f"(settings: {out.with_suffix('.json')}, spectrogram: {out.with_suffix('.png')})"
         )
     return 0
 
@@ -835,7 +826,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
     except AudioError as err:
         raise UsageError(str(err)) from err
     if float(np.abs(noisy).max()) == 0.0:
-        print(f"audiosds: warning: {noisy_path} is silent; both outputs will be silent too", file=sys.stderr)
+        log.warning(f"{noisy_path} is silent; both outputs will be silent too")
     prior = _build_prior(cfg["prior"], cfg["device"])
     named = [cfg["prompt"]] + ([] if cfg["noise_prompt"].strip() == "auto" else [cfg["noise_prompt"]])
     _warn_uncovered(prior, named, cfg["prior"]["name"])
@@ -928,6 +919,30 @@ COMMANDS = {
 }
 
 
+log = logging.getLogger("audiosds")
+
+
+class _CliFormatter(logging.Formatter):
+    """``audiosds: warning: ...`` and ``audiosds: error: ...``; notices (INFO) carry their own prefix."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno >= logging.WARNING:
+            return f"audiosds: {record.levelname.lower()}: {record.getMessage()}"
+        return record.getMessage()
+
+
+def _setup_logging() -> None:
+    """One stderr handler on the package logger (replaced on every call, so each run writes to the
+    sys.stderr of its own time); library modules log under ``audiosds.*`` and reach it."""
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_CliFormatter())
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 runtime failure, 2 usage error)."""
     argv = sys.argv[1:] if argv is None else argv
@@ -935,6 +950,7 @@ def main(argv: list[str] | None = None) -> int:
     # model-loading progress bars and notices from the Hugging Face libraries would bury ours
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    _setup_logging()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -945,16 +961,16 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         if debug:
             raise
-        print(f"audiosds: error: {err}", file=sys.stderr)
+        log.error(err)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("audiosds: interrupted", file=sys.stderr)
+        log.info("audiosds: interrupted")
         return 130
     except (ValueError, OSError, RuntimeError, MemoryError) as err:
         if debug:
             raise
         message = " ".join(str(err).split()) or type(err).__name__
-        print(f"audiosds: error: {message}", file=sys.stderr)
+        log.error(message)
         return EXIT_RUNTIME
 
 
