@@ -254,3 +254,21 @@ def test_esc_mixtures_are_held_out_clips_of_each_pair_with_the_class_captions(
 def test_esc_needs_a_sounds_folder(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         separation.parse_args([*TINY, "--esc", str(tmp_path)])
+
+
+def test_the_mel_prior_s_job_keys_follow_its_installed_weights(tmp_path: Path) -> None:
+    """Without --weights the installed weights are fingerprinted: other files, another key; the same
+    files elsewhere, the same key."""
+    from audiosds.bench.shards import prior_identity
+    from audiosds.priors.embedded_mel import default_weights_dir
+
+    installed = prior_identity("embedded-mel", None)
+    assert installed == prior_identity("embedded-mel", str(default_weights_dir()))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in default_weights_dir().iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    assert prior_identity("embedded-mel", str(copy)) == installed
+    (copy / "mel.json").write_text((copy / "mel.json").read_text().replace("22050", "22051"))
+    assert prior_identity("embedded-mel", str(copy)) != installed
+    assert prior_identity("analytic", None) == {"name": "analytic", "weights": None}

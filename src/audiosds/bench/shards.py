@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from ..priors import DEFAULT_PRIOR, MODEL_FIELD
+from ..priors.embedded_mel import default_weights_dir
 
 HASH_LIMIT = 64 << 20  # weight files up to 64 MiB are fingerprinted by content, larger ones by size + mtime
 SHOW_MISSING = 5  # missing jobs named in a partial report
@@ -110,9 +111,11 @@ def weights_identity(name: str, weights: str | None, default: Path | None) -> di
 
 
 def prior_identity(name: str, model: str | None) -> dict[str, str | None]:
-    """:func:`weights_identity` of a prior; ``--weights`` only counts for the priors that take one."""
+    """:func:`weights_identity` of a prior; ``--weights`` only counts for the priors that take one.
+    Without them the embedded prior's installed folder is fingerprinted, so new shipped weights never
+    reuse the old weights' cached jobs."""
     model = model if name in MODEL_FIELD else None
-    return weights_identity(name, model, None)
+    return weights_identity(name, model, default_weights_dir() if name == "embedded-mel" else None)
 
 
 def load_records(folder: Path) -> dict[str, dict]:
