@@ -192,7 +192,7 @@ def stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
     """
     check_stft(n_fft, hop)
     lead, n = x.shape[:-1], x.shape[-1]
-    window = torch.hann_window(n_fft, periodic=True, device=x.device, dtype=x.dtype)
+    window = _hann(n_fft, x.device, x.dtype)
     spec = torch.stft(
         x.reshape(-1, n),
         n_fft=n_fft,
@@ -214,7 +214,7 @@ def istft(spec: Tensor, n_fft: int, hop: int, length: int) -> Tensor:
     """
     check_stft(n_fft, hop)
     lead = spec.shape[:-2]
-    window = torch.hann_window(n_fft, periodic=True, device=spec.device, dtype=spec.real.dtype)
+    window = _hann(n_fft, spec.device, spec.real.dtype)
     x = torch.istft(
         spec.reshape(-1, *spec.shape[-2:]),
         n_fft=n_fft,
