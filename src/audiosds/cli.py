@@ -553,25 +553,39 @@ def _suggested_prompts(mixture: Any, sample_rate: int, count: int, quiet: bool) 
     return [s.prompt for s in found]
 
 
-def _run_separate(args: argparse.Namespace) -> int:
-    import numpy as np
+def _read_input(path: Path) -> tuple[Any, int]:
+    """``load_audio(path)`` (C, N) and its rate; an unreadable file is a usage error (one line, exit 2)."""
+    from .audio import AudioError, load_audio
 
-    from .audio import AudioError, load_audio, save_wav, write_text
-    from .plots import save_spectrograms
-    from .resources import check_memory, estimate_bytes
-    from .tasks.separate import WINDOWS_NAME, check_member_sds, num_windows, separate
+    try:
+        return load_audio(path)
+    except AudioError as err:
+        raise UsageError(str(err)) from err
 
-    run = _start(args, _check_separate, _separate_outputs)
-    cfg, out, sep_cfg, sds_cfg = run.cfg, run.out, run.sections["separate"], run.sections["sds"]
+
+def _check_member(sds_cfg: Any) -> None:
+    """Separation's SDS section sets no mode of its own (``check_member_sds``), as a usage error."""
+    from .tasks.separate import check_member_sds
+
     try:
         check_member_sds(sds_cfg)
     except ValueError as err:
         raise UsageError(str(err)) from err
+
+
+def _run_separate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .audio import save_wav, write_text
+    from .plots import save_spectrograms
+    from .resources import check_memory, estimate_bytes
+    from .tasks.separate import WINDOWS_NAME, num_windows, separate
+
+    run = _start(args, _check_separate, _separate_outputs)
+    cfg, out, sep_cfg, sds_cfg = run.cfg, run.out, run.sections["separate"], run.sections["sds"]
+    _check_member(sds_cfg)
     mixture_path = Path(cfg["mixture"])
-    try:
-        mixture, sample_rate = load_audio(mixture_path)  # (C, N)
-    except AudioError as err:
-        raise UsageError(str(err)) from err
+    mixture, sample_rate = _read_input(mixture_path)  # (C, N)
     if float(np.abs(mixture).max()) == 0.0:
         log.warning(f"{mixture_path} is silent; every source will be silent too")
     count = _auto_count(cfg["prompts"])
@@ -697,7 +711,7 @@ def _run_reverb(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .acoustics import band_rt60
-    from .audio import AudioError, load_audio, save_wav, write_text
+    from .audio import save_wav, write_text
     from .plots import save_spectrograms
     from .resources import check_memory, estimate_bytes
     from .tasks.reverb import fit_room, room_at
@@ -705,10 +719,7 @@ def _run_reverb(args: argparse.Namespace) -> int:
     run = _start(args, _check_reverb, lambda cfg, sections: REVERB_OUTPUTS)
     cfg, out, sds_cfg, synth_cfg = run.cfg, run.out, run.sections["sds"], run.sections["synthesize"]
     dry_path = Path(cfg["dry"])
-    try:
-        dry, sample_rate = load_audio(dry_path)  # (C, N)
-    except AudioError as err:
-        raise UsageError(str(err)) from err
+    dry, sample_rate = _read_input(dry_path)  # (C, N)
     if float(np.abs(dry).max()) == 0.0:
         raise UsageError(f"DRY {dry_path}: is silent; a room needs a sound to reverberate")
     room = dict(cfg["renderer"])
@@ -806,25 +817,19 @@ def _check_enhance(cfg: dict[str, Any]) -> None:
 def _run_enhance(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .audio import AudioError, load_audio, save_wav, write_text
+    from .audio import save_wav, write_text
     from .plots import save_spectrograms
     from .resources import check_memory, estimate_bytes
     from .tasks.enhance import enhance
-    from .tasks.separate import check_member_sds, num_windows
+    from .tasks.separate import num_windows
 
     run = _start(args, _check_enhance, lambda cfg, sections: ENHANCE_OUTPUTS)
     cfg, out, sep_cfg, sds_cfg = run.cfg, run.out, run.sections["separate"], run.sections["sds"]
     if sep_cfg.noise_source:
         raise UsageError("separate.noise_source: enhance's catch-all is --noise-prompt; leave it off")
-    try:
-        check_member_sds(sds_cfg)
-    except ValueError as err:
-        raise UsageError(str(err)) from err
+    _check_member(sds_cfg)
     noisy_path = Path(cfg["noisy"])
-    try:
-        noisy, sample_rate = load_audio(noisy_path)  # (C, N)
-    except AudioError as err:
-        raise UsageError(str(err)) from err
+    noisy, sample_rate = _read_input(noisy_path)  # (C, N)
     if float(np.abs(noisy).max()) == 0.0:
         log.warning(f"{noisy_path} is silent; both outputs will be silent too")
     prior = _build_prior(cfg["prior"], cfg["device"])
@@ -880,7 +885,6 @@ def _run_enhance(args: argparse.Namespace) -> int:
 
 def _run_suggest(args: argparse.Namespace) -> int:
     """Print the ranked prompts, overall and per window; write nothing."""
-    from .audio import AudioError, load_audio
     from .config import ConfigError, from_dict
     from .tasks.suggest import SuggestConfig, suggest
 
@@ -891,10 +895,7 @@ def _run_suggest(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     if cfg["mixture"] is None:
         raise UsageError("MIXTURE: an input audio file is required")
-    try:
-        mixture, sample_rate = load_audio(Path(cfg["mixture"]))  # (C, N)
-    except AudioError as err:
-        raise UsageError(str(err)) from err
+    mixture, sample_rate = _read_input(Path(cfg["mixture"]))  # (C, N)
     _use_threads(cfg["threads"])
     result = suggest(mixture, sample_rate, config)
     width = max(len(s.prompt) for s in result.overall)
