@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +33,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Conditioning, Prior
-from .diffusers_folder import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, ModelLoadError, check_parts
+from .diffusers_folder import (
+    DIFFUSERS_WEIGHTS,
+    TRANSFORMERS_WEIGHTS,
+    ModelLoadError,
+    check_parts,
+    fold_weight_norm,
+    lean_loading,
+    load_parts,
+    locate,
+)
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 # What a diffusers-format snapshot must hold. Each entry: a file, or alternatives of which one is enough
 # (the first is named in error messages). Weights in safetensors only: pickles are refused unread.
@@ -67,11 +74,6 @@ class StableAudioConfig:
     sigma_max: float = 500.0
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"
-
-
 def resolve_model_folder(model: str) -> Path:
     """The local diffusers-format folder for ``model`` (a folder, or a Hugging Face id).
 
@@ -79,29 +81,9 @@ def resolve_model_folder(model: str) -> Path:
         ModelLoadError: the folder lacks parts (all are named) or holds pickled weights, or the
             id can be neither downloaded nor found in the Hugging Face cache (e.g. offline).
     """
-    folder = Path(model).expanduser()
-    if not folder.is_dir():
-        if not _HF_ID.match(model):
-            raise ModelLoadError(f"model {model!r} is neither an existing folder nor a Hugging Face id")
-        from huggingface_hub import snapshot_download
-
-        try:
-            folder = Path(snapshot_download(model, allow_patterns=_HUB_PATTERNS))
-        except (OSError, ValueError) as err:  # hub errors are OSError / ValueError subclasses
-            raise ModelLoadError(
-                f"model {model!r} is not a local folder and could not be fetched from Hugging Face "
-                f"(offline, gated or unknown id?): {_first_line(err)}"
-            ) from None
+    folder = locate(model, _HUB_PATTERNS)
     check_parts(folder, _REQUIRED)
     return folder
-
-
-def _fold_weight_norm(module: torch.nn.Module) -> None:
-    """Oobleck's convolutions use weight normalisation, recomputed on every forward; a frozen model
-    gets the same weights once (measured ~12 ms per SDS iteration on a small Oobleck)."""
-    for m in module.modules():
-        if hasattr(m, "weight_g") and hasattr(m, "weight_v"):
-            torch.nn.utils.remove_weight_norm(m)
 
 
 class StableAudioPrior(Prior):
@@ -192,11 +174,9 @@ class StableAudioPrior(Prior):
 
         from diffusers import AutoencoderOobleck, StableAudioDiTModel
         from diffusers.pipelines.stable_audio import StableAudioProjectionModel
-        from diffusers.utils import is_accelerate_available
         from transformers import AutoTokenizer, T5EncoderModel
 
-        # Lean (meta-device) loading needs accelerate; without it diffusers would warn and fall back.
-        lean = {"dtype": dtype, "low_cpu_mem_usage": is_accelerate_available()}
+        lean = {"dtype": dtype, "low_cpu_mem_usage": lean_loading()}
         loaders = {
             "transformer": lambda p: StableAudioDiTModel.from_pretrained(p, **lean),
             "vae": lambda p: AutoencoderOobleck.from_pretrained(p, **lean),
@@ -204,15 +184,8 @@ class StableAudioPrior(Prior):
             "text_encoder": lambda p: T5EncoderModel.from_pretrained(p, dtype=dtype),
             "tokenizer": AutoTokenizer.from_pretrained,
         }
-        parts = {}
-        for part, load in loaders.items():
-            try:
-                parts[part] = load(folder / part)
-            except (OSError, ValueError, KeyError, RuntimeError) as err:
-                raise ModelLoadError(
-                    f"model folder {folder}: cannot load {part}/: {_first_line(err)}"
-                ) from None
-        _fold_weight_norm(parts["vae"])
+        parts = load_parts(folder, loaders)
+        fold_weight_norm(parts["vae"])
         prior = cls(config=cfg, **parts)
         return prior.to(cfg.device)
 
