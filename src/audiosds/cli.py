@@ -49,7 +49,15 @@ from .options import (
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
-SYNTH_OUTPUTS = ("audio.wav", "params.json", "config.yaml", "history.csv", "spectrogram.png", "checkpoint.pt")
+SYNTH_OUTPUTS = (
+    "audio.wav",
+    "initial.wav",
+    "params.json",
+    "config.yaml",
+    "history.csv",
+    "spectrogram.png",
+    "checkpoint.pt",
+)
 REVERB_OUTPUTS = (
     "wet.wav",
     "impulse_response.wav",
@@ -148,15 +156,44 @@ def _optimise(
     bar = _progress_bar(total, args.command, args.quiet)
     last = _LastValues(shown)
 
-    def on_step(step: int, row: dict[str, float | None]) -> None:
-        bar.n = step + 1  # the global step: a resumed run starts part-way
-        bar.set_postfix(last.update(row))
+    with _progress_log(args) as record, _stop_on_signals() as stop:
 
-    started = time.perf_counter()
-    with _stop_on_signals() as stop:
+        def on_step(step: int, row: dict[str, float | None]) -> None:
+            bar.n = step + 1  # the global step: a resumed run starts part-way
+            bar.set_postfix(last.update(row))
+            record(step + 1, total, row)
+
+        started = time.perf_counter()
         result = task(progress=on_step, should_stop=stop.is_set)
     bar.close()
     return result, stop.signal, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _progress_log(args: argparse.Namespace) -> Iterator[Callable[..., None]]:
+    """``record(step, total, row)``: with --progress-log FILE, appends one JSON object per step
+    ({"step", "total", and the history row, non-finite values as null}) and flushes it, for a
+    dashboard that follows the run (``audiosds ui`` does); without it, does nothing."""
+    path = getattr(args, "progress_log", None)
+    if path is None:
+        yield lambda step, total, row=None: None
+        return
+    try:
+        stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as err:
+        raise UsageError(f"--progress-log {path}: cannot write ({err.strerror})") from err
+
+    def record(step: int, total: int, row: dict[str, float | None] | None = None) -> None:
+        values = {
+            k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in (row or {}).items()
+        }
+        stream.write(json.dumps({"step": step, "total": total, **values}) + "\n")
+        stream.flush()
+
+    try:
+        yield record
+    finally:
+        stream.close()
 
 
 def _finish(
@@ -467,6 +504,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 
     audio = result.audio[0]  # (1, N): the reported render
     save_wav(out / "audio.wav", audio, prior.sample_rate)
+    save_wav(out / "initial.wav", result.initial_audio[0], prior.sample_rate)
     params = {
         "renderer": args.command,
         "prompt": cfg["prompt"],
@@ -684,9 +722,13 @@ def _run_generate(args: argparse.Namespace) -> int:
         estimate_bytes(2, round(gen_cfg.seconds * prior.sample_rate), prior.channels), "this generation"
     )
     bar = _progress_bar(gen_cfg.steps, "generate", args.quiet)
-    audio = generate(
-        prior, cfg["prompt"], gen_cfg, negative=cfg["negative"], progress=lambda i: bar.update(1)
-    )
+    with _progress_log(args) as record:
+
+        def on_step(step: int) -> None:
+            bar.update(1)
+            record(bar.n, gen_cfg.steps)
+
+        audio = generate(prior, cfg["prompt"], gen_cfg, negative=cfg["negative"], progress=on_step)
     bar.close()
     save_wav(out, audio, prior.sample_rate)
     used = {key: getattr(gen_cfg, name) for key, name in GENERATE_KEYS.items()}
@@ -898,6 +940,14 @@ def _run_suggest(args: argparse.Namespace) -> int:
     mixture, sample_rate = _read_input(Path(cfg["mixture"]))  # (C, N)
     _use_threads(cfg["threads"])
     result = suggest(mixture, sample_rate, config)
+    if args.json:
+        item = lambda s: {"prompt": s.prompt, "name": s.name, "score": round(float(s.score), 4)}  # noqa: E731
+        windows = [
+            {"start_s": start, "end_s": end, "top": [item(s) for s in top]}
+            for (start, end), top in result.windows
+        ]
+        print(json.dumps({"overall": [item(s) for s in result.overall], "windows": windows}, indent=2))
+        return 0
     width = max(len(s.prompt) for s in result.overall)
     print(f"overall ({mixture.shape[1] / sample_rate:.2f} s, best window per prompt):")
     for rank, s in enumerate(result.overall, start=1):
@@ -909,7 +959,34 @@ def _run_suggest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_ui(args: argparse.Namespace) -> int:
+    """Serve the page until Ctrl-C."""
+    from .ui import UiConfig, serve
+    from .ui.server import check_config
+
+    cfg = layered_config(args)
+    config = UiConfig(
+        runs=Path(cfg["runs"]),
+        prior=cfg["prior"]["name"],
+        model=cfg["prior"].get("model"),
+        host=cfg["host"],
+        port=int(cfg["port"]),
+        jobs=int(cfg["jobs"]),
+        threads=cfg["threads"],
+        device=cfg["device"],
+        allow_remote=bool(cfg["allow_remote"]),
+        max_seconds=float(cfg["max_seconds"]),
+    )
+    try:
+        check_config(config)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    _writable_folder(config.runs, "--runs")
+    return serve(config)
+
+
 COMMANDS = {
+    "ui": _run_ui,
     "fm": _run_synth,
     "impact": _run_synth,
     "separate": _run_separate,

@@ -30,6 +30,7 @@ GENERATE = ("generate",)
 SUGGEST = ("suggest",)
 REVERB = ("reverb",)
 ENHANCE = ("enhance",)
+UI = ("ui",)
 FOLDER = SYNTH + SEPARATE  # the commands that write a run folder (and can be resumed)
 COMMANDS = FOLDER + GENERATE
 TUNE = SYNTH + REVERB  # the commands that tune a renderer toward a prompt
@@ -149,6 +150,19 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
 
     if command == "suggest":
         return {"command": command, "mixture": None, "threads": None, "suggest": Section(SuggestConfig)}
+    if command == "ui":
+        return {
+            "command": command,
+            "host": "127.0.0.1",
+            "port": 7860,
+            "runs": "runs",
+            "jobs": 1,
+            "allow_remote": False,
+            "max_seconds": 600.0,
+            "device": "cpu",
+            "threads": None,
+            "prior": Section(base={"name": prior or DEFAULT_PRIOR}),
+        }
     head = {"command": command, "prompt": None, "negative": None}
     prior = prior or DEFAULT_PRIOR
     run = {"device": "cpu", "threads": None, "prior": Section(base={"name": prior})}
@@ -279,14 +293,14 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--prior",
-            to={RUN: "prior.name"},
+            to={RUN + UI: "prior.name"},
             help="the diffusion model that judges and guides the sound (default {default}, shipped "
             "with the package; analytic is a test oracle that knows no sounds)",
             choices=sorted(PRIORS),
         ),
         _opt(
             "--model",
-            to={RUN: "prior.model"},
+            to={RUN + UI: "prior.model"},
             help="model folder or Hugging Face id, for auto, stable-audio-open, stable-audio-3 and "
             "audioldm2; a weights folder for embedded-mel (default: {default})",
         ),
@@ -298,13 +312,13 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--device",
-            to={RUN: "device"},
+            to={RUN + UI: "device"},
             help="where to compute (default {default})",
             choices=("cpu", "cuda"),
         ),
         _opt(
             "--threads",
-            to={ALL: "threads"},
+            to={ALL + UI: "threads"},
             help="CPU threads (default: the free physical cores, {cores} now); a rerun gives "
             "the same bytes only with the same thread count, which config files record",
             type=_positive_int,
@@ -312,13 +326,21 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--config",
-            to=ALL,
+            to=ALL + UI,
             help="settings file to start from, e.g. a previous run's config (default: none)",
             type=Path,
         ),
-        _opt("--debug", to=ALL, help="show full tracebacks on errors", action="store_true"),
+        _opt("--debug", to=ALL + UI, help="show full tracebacks on errors", action="store_true"),
         _opt("--no-score", to=RUN, help="do not score the sound against the prompt", action="store_true"),
         _opt("--quiet", to=RUN, help="no progress bar and no closing line", action="store_true"),
+        _opt(
+            "--progress-log",
+            to=RUN,
+            help="append one JSON line per step (step, total and the step's losses and scores) to FILE, "
+            "for a dashboard that follows the run (default: none)",
+            type=Path,
+            metavar="FILE",
+        ),
         _opt(
             "--prompt",
             to={SEPARATE: "prompts"},
@@ -463,6 +485,7 @@ def options() -> tuple[Option, ...]:
             type=_positive_int,
             metavar="N",
         ),
+        _opt("--json", to=SUGGEST, help="print the ranking as JSON instead of a table", action="store_true"),
         _opt(
             "--window",
             to={SUGGEST: "suggest.window_seconds"},
@@ -483,6 +506,44 @@ def options() -> tuple[Option, ...]:
         _opt("--force", to=GENERATE, help="replace existing output files", action="store_true"),
         _opt(
             "--resume", to=FOLDER, help="continue an interrupted run in its folder", type=Path, metavar="DIR"
+        ),
+        _opt(
+            "--host",
+            to={UI: "host"},
+            help="address to serve on (default {default}: this machine only)",
+        ),
+        _opt(
+            "--port",
+            to={UI: "port"},
+            help="port to serve on; 0 picks a free one (default {default})",
+            type=int,
+        ),
+        _opt(
+            "--runs",
+            to={UI: "runs"},
+            help="folder of the run folders the page writes, lists and serves; nothing outside it is served "
+            "(default {default})",
+            metavar="DIR",
+        ),
+        _opt(
+            "--jobs",
+            to={UI: "jobs"},
+            help="runs at once; the others wait in a queue (default {default})",
+            type=_positive_int,
+            metavar="N",
+        ),
+        _opt(
+            "--allow-remote",
+            to={UI: "allow_remote"},
+            help="allow a --host other than this machine's loopback (anyone who reaches it can run jobs)",
+            action="store_const",
+            const=True,
+        ),
+        _opt(
+            "--max-seconds",
+            to={UI: "max_seconds"},
+            help="the longest recording the page takes, in seconds (default {default})",
+            type=_finite_float,
         ),
         _opt(
             "--checkpoint-every",
@@ -522,7 +583,8 @@ eqs. 9-10 and separation eq. 13. Guidance is classifier-free guidance (CFG)."""
 
 _SYNTH_TEXT = (
     "Tune {what} so that its sound matches a text prompt. Writes audio.wav (the best-scoring sound), "
-    "params.json, config.yaml, history.csv and spectrogram.png into the output folder."
+    "initial.wav (where it started), params.json, config.yaml, history.csv and spectrogram.png into the "
+    "output folder."
 )
 SUBCOMMANDS = {  # name -> (one-line help, description)
     "fm": (
@@ -560,6 +622,13 @@ SUBCOMMANDS = {  # name -> (one-line help, description)
         "recordings' classes) by how well they match a recording, overall and per window, and print "
         "them with their scores (cosine similarity, -1 to 1). Nothing is written. "
         "'audiosds separate MIX --prompt auto:N' separates with the top N.",
+    ),
+    "ui": (
+        "a local web page for every task",
+        "Serve a web page on this machine for synthesis, separation and generation, with live progress, "
+        "players, spectrograms and the run folders. Every run it starts is the matching audiosds command "
+        "in a child process, writing the same run folder under --runs: the shell can resume it, and the "
+        "page lists the shell's runs there too.",
     ),
     "generate": (
         "text-to-audio with the prior alone",
