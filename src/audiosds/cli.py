@@ -985,7 +985,55 @@ def _run_ui(args: argparse.Namespace) -> int:
     return serve(config)
 
 
+def _run_batch(args: argparse.Namespace) -> int:
+    """Run a jobs file; exit 0 when every job finished, 1 when one failed, 130 on Ctrl-C."""
+    from .batch import BatchConfig, JobsFileError, read_jobs, run_batch
+
+    cfg = layered_config(args)
+    if cfg["jobs_file"] is None:
+        raise UsageError("JOBS.yaml: a jobs file is required")
+    if args.out is None:
+        raise UsageError("-o/--out: an output folder is required")
+    try:
+        jobs = read_jobs(Path(cfg["jobs_file"]))
+    except JobsFileError as err:
+        raise UsageError(str(err)) from err
+    _writable_folder(args.out, "-o")
+    config = BatchConfig(
+        jobs_file=Path(cfg["jobs_file"]),
+        out=args.out,
+        workers=cfg["workers"] or default_threads(),
+        threads=cfg["threads"],
+        address=cfg["address"] or os.environ.get("RAY_ADDRESS") or None,
+    )
+    bar = _progress_bar(len(jobs), "batch", args.quiet)
+    counts: dict[str, int] = {}
+
+    def progress(outcome: Any) -> None:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        bar.update(1)
+        bar.set_postfix(counts)
+        if outcome.status == "failed":
+            log.warning(f"{outcome.job.id}: {outcome.error}")
+
+    try:
+        outcomes = run_batch(config, jobs, progress)
+    except KeyboardInterrupt:
+        bar.close()
+        log.info(
+            f"audiosds batch: interrupted; the running jobs kept their checkpoints; rerun the same "
+            f"command to go on ({args.out / 'summary.csv'})"
+        )
+        return 130
+    bar.close()
+    shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    if not args.quiet:
+        log.info(f"audiosds batch: {len(outcomes)} jobs ({shown}) -> {args.out / 'index.html'}")
+    return EXIT_RUNTIME if any(o.status == "failed" for o in outcomes) else 0
+
+
 COMMANDS = {
+    "batch": _run_batch,
     "ui": _run_ui,
     "fm": _run_synth,
     "impact": _run_synth,

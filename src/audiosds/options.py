@@ -31,6 +31,7 @@ SUGGEST = ("suggest",)
 REVERB = ("reverb",)
 ENHANCE = ("enhance",)
 UI = ("ui",)
+BATCH = ("batch",)
 FOLDER = SYNTH + SEPARATE  # the commands that write a run folder (and can be resumed)
 COMMANDS = FOLDER + GENERATE
 TUNE = SYNTH + REVERB  # the commands that tune a renderer toward a prompt
@@ -150,6 +151,8 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
 
     if command == "suggest":
         return {"command": command, "mixture": None, "threads": None, "suggest": Section(SuggestConfig)}
+    if command == "batch":
+        return {"command": command, "jobs_file": None, "workers": None, "address": None, "threads": None}
     if command == "ui":
         return {
             "command": command,
@@ -273,6 +276,13 @@ def options() -> tuple[Option, ...]:
         _opt(
             "mixture", to={SEPARATE + SUGGEST: "mixture"}, help="audio file (WAV, FLAC, OGG, ...)", nargs="?"
         ),
+        _opt(
+            "jobs_file",
+            to={BATCH: "jobs_file"},
+            help="the jobs, as YAML: defaults, a list of jobs and/or grids of options (docs/batch.md)",
+            nargs="?",
+            metavar="JOBS.yaml",
+        ),
         _opt("dry", to={REVERB: "dry"}, help="the dry recording (WAV, FLAC, OGG, ...)", nargs="?"),
         _opt("noisy", to={ENHANCE: "noisy"}, help="the noisy recording (WAV, FLAC, OGG, ...)", nargs="?"),
         _opt(
@@ -318,7 +328,7 @@ def options() -> tuple[Option, ...]:
         ),
         _opt(
             "--threads",
-            to={ALL + UI: "threads"},
+            to={ALL + UI + BATCH: "threads"},
             help="CPU threads (default: the free physical cores, {cores} now); a rerun gives "
             "the same bytes only with the same thread count, which config files record",
             type=_positive_int,
@@ -330,9 +340,9 @@ def options() -> tuple[Option, ...]:
             help="settings file to start from, e.g. a previous run's config (default: none)",
             type=Path,
         ),
-        _opt("--debug", to=ALL + UI, help="show full tracebacks on errors", action="store_true"),
+        _opt("--debug", to=ALL + UI + BATCH, help="show full tracebacks on errors", action="store_true"),
         _opt("--no-score", to=RUN, help="do not score the sound against the prompt", action="store_true"),
-        _opt("--quiet", to=RUN, help="no progress bar and no closing line", action="store_true"),
+        _opt("--quiet", to=RUN + BATCH, help="no progress bar and no closing line", action="store_true"),
         _opt(
             "--progress-log",
             to=RUN,
@@ -498,7 +508,7 @@ def options() -> tuple[Option, ...]:
             help="deterministic sampler (default {default})",
             choices=METHODS,
         ),
-        _opt("-o", "--out", to=OUT_DIR, help="output folder (required)", type=Path),
+        _opt("-o", "--out", to=OUT_DIR + BATCH, help="output folder (required)", type=Path),
         _opt("-o", "--out", to=GENERATE, help="output WAV file (required)", type=Path),
         _opt(
             "--force", to=OUT_DIR, help="replace this tool's files in an existing folder", action="store_true"
@@ -506,6 +516,20 @@ def options() -> tuple[Option, ...]:
         _opt("--force", to=GENERATE, help="replace existing output files", action="store_true"),
         _opt(
             "--resume", to=FOLDER, help="continue an interrupted run in its folder", type=Path, metavar="DIR"
+        ),
+        _opt(
+            "--workers",
+            to={BATCH: "workers"},
+            help="jobs at once, on a local Ray (default: the free physical cores, {cores} now; 1 runs them "
+            "one after another without Ray)",
+            type=_positive_int,
+            metavar="N",
+        ),
+        _opt(
+            "--address",
+            to={BATCH: "address"},
+            help="run on the Ray cluster at this address, e.g. ray://head:10001 or auto (default: "
+            "$RAY_ADDRESS, else a local Ray)",
         ),
         _opt(
             "--host",
@@ -623,6 +647,13 @@ SUBCOMMANDS = {  # name -> (one-line help, description)
         "them with their scores (cosine similarity, -1 to 1). Nothing is written. "
         "'audiosds separate MIX --prompt auto:N' separates with the top N.",
     ),
+    "batch": (
+        "many runs from a jobs file, on this machine or a Ray cluster",
+        "Run every job of a YAML jobs file (runs listed one by one, or grids over prompts, seeds, "
+        "commands and options), each the matching audiosds command writing DIR/<job id>/. Finished jobs "
+        "are skipped and stopped ones resumed, so rerunning the same command continues a batch. Writes "
+        "DIR/summary.csv (one row per job) and DIR/index.html (a gallery to listen to, sortable by score).",
+    ),
     "ui": (
         "a local web page for every task",
         "Serve a web page on this machine for synthesis, separation and generation, with live progress, "
@@ -699,18 +730,19 @@ def layered_config(args: argparse.Namespace) -> dict[str, Any]:
     command's other SDS defaults. The defaults are those of the prior the file or a flag names
     (``audiosds.priors.PRIOR_DEFAULTS``).
     """
-    given = read_config_file(args.config, args.command) if args.config is not None else {}
+    config_file = getattr(args, "config", None)
+    given = read_config_file(config_file, args.command) if config_file is not None else {}
     named = given.get("prior", {}).get("name") if isinstance(given.get("prior"), dict) else None
     spec = schema(args.command, getattr(args, "prior", None) or named)
     cfg = {k: dict(v.base) if isinstance(v, Section) else v for k, v in spec.items()}
-    if args.config is not None:
+    if config_file is not None:
         for key, value in given.items():
             if not isinstance(spec[key], Section):
                 cfg[key] = value
             elif isinstance(value, dict):
                 cfg[key].update(value)
             else:
-                raise UsageError(f"--config {args.config}: '{key}' must be a mapping")
+                raise UsageError(f"--config {config_file}: '{key}' must be a mapping")
     for option in options():
         value = getattr(args, option.dest, None)
         if value is None or args.command not in option.keys:

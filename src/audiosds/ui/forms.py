@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..options import UsageError, build_parser
+from ..runfolder import GENERATED
 
 SYNTHESIS = ("fm", "impact")
 TASKS = (*SYNTHESIS, "separate", "generate")
@@ -45,7 +46,6 @@ _FLAGS = {
     },
 }
 _FLAGS["impact"] = _FLAGS["fm"]
-GENERATED = "generated.wav"  # generate's OUT.wav inside its run folder
 
 
 class FormError(ValueError):

@@ -20,7 +20,6 @@ served; a path that resolves outside it is a 404.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import ipaddress
 import json
@@ -38,10 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-import yaml
-
-from .. import __version__
-from .forms import GENERATED, FormError, Settings, command_line, input_file
+from .. import __version__, runfolder
+from .forms import FormError, Settings, command_line, input_file
 from .jobs import JobQueue
 
 log = logging.getLogger("audiosds.ui")
@@ -50,15 +47,6 @@ STATIC = Path(__file__).parent / "static"
 STATE_DIR = ".ui"  # the job logs and progress files, inside the runs folder
 UPLOADS = "uploads"
 MAX_UPLOAD_BYTES = 200 * 2**20
-MAIN_OUTPUT = {  # command -> the file a finished run always has
-    "fm": "audio.wav",
-    "impact": "audio.wav",
-    "separate": "mixture_reconstruction.wav",
-    "generate": GENERATED,
-    "reverb": "wet.wav",
-    "enhance": "enhanced.wav",
-}
-RESUMABLE = ("fm", "impact", "separate")
 SUGGEST_TIMEOUT_S = 300
 
 
@@ -142,7 +130,7 @@ class App:
         if not isinstance(task, str) or not isinstance(form, dict):
             raise FormError('expected {"task": ..., "form": {...}}')
         argv, folder, label = command_line(task, form, self.settings)
-        job = self.queue.submit(task, argv, folder, label, resumable=task in RESUMABLE)
+        job = self.queue.submit(task, argv, folder, label, resumable=task in runfolder.RESUMABLE)
         return job.snapshot()
 
     def resume(self, name: str) -> dict[str, Any]:
@@ -229,27 +217,13 @@ class App:
         """A run folder as the page shows it: command, label, status, files (and, unless ``brief``,
         its config text, history rows and params)."""
         folder = self._run_folder(name)
-        config_path = folder / "config.yaml"
-        if not config_path.is_file():
-            config_path = folder / GENERATED.replace(".wav", ".json")
-        config_text = config_path.read_text(errors="replace") if config_path.is_file() else ""
-        try:
-            config = yaml.safe_load(config_text) or {}
-        except yaml.YAMLError:
-            config = {}
-        config = config if isinstance(config, dict) else {}
+        config_text, config = runfolder.settings(folder)
         command = str(config.get("command", "?"))
         prompts = config.get("prompts") or [config.get("prompt")]
         label = " + ".join(str(p) for p in prompts if p) if isinstance(prompts, list) else str(prompts)
-        checkpoint = any(folder.glob("checkpoint*.pt")) or (folder / "windows.pt").is_file()
+        status = runfolder.status(folder, command)
         if folder in self.queue.running_folders():
             status = "running"
-        elif checkpoint and command in RESUMABLE:
-            status = "stopped"
-        elif (folder / MAIN_OUTPUT.get(command, "-")).is_file():
-            status = "completed"
-        else:
-            status = "incomplete"
         files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
         info = {
             "name": name,
@@ -262,7 +236,7 @@ class App:
         }
         if not brief:
             info["config"] = config_text
-            info["history"] = _history_rows(folder / "history.csv")
+            info["history"] = runfolder.history(folder)
             params = folder / "params.json"
             info["params"] = json.loads(params.read_text()) if params.is_file() else None
         return info
@@ -278,19 +252,6 @@ class App:
 
     def close(self) -> None:
         self.queue.close()
-
-
-def _history_rows(path: Path) -> list[dict[str, float | None]]:
-    """history.csv as rows of numbers (a blank cell: None); the header's notes are dropped."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = [h.split(" (")[0] for h in next(reader, [])]
-        return [
-            {k: (float(v) if v not in ("", "nan") else None) for k, v in zip(header, row, strict=False)}
-            for row in reader
-        ]
 
 
 class _Handler(BaseHTTPRequestHandler):
