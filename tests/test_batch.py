@@ -163,7 +163,7 @@ def test_one_after_another_a_batch_writes_the_clis_folders_reports_failures_and_
     }  # the run refuses
     jobs = read_jobs(jobs_file(tmp_path, spec))
     out = tmp_path / "out"
-    outcomes = run_batch(BatchConfig(tmp_path / "jobs.yaml", out, workers=1), jobs)
+    outcomes = run_batch(BatchConfig(out, workers=1), jobs)
     status = {o.job.id: o.status for o in outcomes}
     assert sorted(status.values()) == ["completed"] * 3 + ["failed"] * 2
     errors = [o.error for o in outcomes if o.status == "failed"]
@@ -184,11 +184,12 @@ def test_one_after_another_a_batch_writes_the_clis_folders_reports_failures_and_
     page = (out / "index.html").read_text()
     assert page.count("<tr data-") == 5 and page.count("<audio") == 3
 
-    again = run_batch(BatchConfig(tmp_path / "jobs.yaml", out, workers=1), jobs)
+    again = run_batch(BatchConfig(out, workers=1), jobs)
     assert sorted(o.status for o in again) == ["done"] * 3 + ["failed"] * 2
     assert summary(out)[jobs[0].id]["wall_s"] == rows[jobs[0].id]["wall_s"]  # kept from the first run
 
 
+@pytest.mark.slow  # about 20 s: CI runs it (.ci/run: pytest -m slow)
 def test_ctrl_c_stops_the_running_job_with_a_checkpoint_and_a_rerun_finishes_it_bit_identically(tmp_path):
     spec = {
         "jobs": [
@@ -222,6 +223,7 @@ def test_ctrl_c_stops_the_running_job_with_a_checkpoint_and_a_rerun_finishes_it_
     assert (out / job.id / "audio.wav").read_bytes() == (alone / "audio.wav").read_bytes()
 
 
+@pytest.mark.slow  # about 45 s: CI runs it (.ci/run: pytest -m slow)
 def test_on_ray_two_workers_finish_every_job_even_when_one_is_killed(tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[batch]')")
     spec = {
@@ -233,11 +235,7 @@ def test_on_ray_two_workers_finish_every_job_even_when_one_is_killed(tmp_path):
     long = jobs[0]
     out = tmp_path / "ray"
     result: dict = {}
-    thread = threading.Thread(
-        target=lambda: result.update(
-            done=run_batch(BatchConfig(tmp_path / "jobs.yaml", out, workers=2), jobs)
-        )
-    )
+    thread = threading.Thread(target=lambda: result.update(done=run_batch(BatchConfig(out, workers=2), jobs)))
     thread.start()
     pid_file = out / ".batch" / f"{long.id}.pid"
     deadline = time.time() + 240

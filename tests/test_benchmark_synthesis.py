@@ -1,22 +1,26 @@
-"""Resumable, sharded runs of ``audiosds.bench.synthesis_curves`` on the analytic prior with a
-closed-form scorer: two shards then ``--report-only`` give the unsharded report and plot, a killed
-run resumes without rerunning finished jobs, a changed setting is never served a cached line. And
-its companion ``audiosds.bench.prior_prompt_scores``, the scores of the prior's own generations."""
+"""``audiosds.bench.synthesis_curves`` on the analytic prior: every run is an ``audiosds fm`` /
+``impact`` command line run by ``audiosds batch``, its run folder is its record (a rerun skips it,
+``--report-only`` reports from the folders), and every setting reaches the runs. And its companion
+``audiosds.bench.prior_prompt_scores``, the scores of the prior's own generations."""
 
 from __future__ import annotations
 
+import csv
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from audiosds.bench import prior_prompt_scores
 from audiosds.bench import synthesis_curves as synthesis
+from audiosds.cli import main as cli
 from audiosds.scorer import PromptScorer
-from benchmark_cache import CallCounter, cache_records, report_tables
+from benchmark_cache import report_tables
 
 
 class BandScorer(PromptScorer):
@@ -37,12 +41,8 @@ class BandScorer(PromptScorer):
         return F.normalize(torch.tensor(rows), dim=-1)
 
 
-ARGS = ["--prior", "analytic", "--seeds", "1", "--iters", "2", "--seconds", "0.1", "--score-every", "1"]
-
-
-@pytest.fixture(autouse=True)
-def band_scorer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(synthesis, "build_scorer", lambda name, **cfg: BandScorer())
+ARGS = ["--prior", "analytic", "--seeds", "1", "--iters", "3", "--seconds", "0.25", "--score-every", "1"]
+TWO = [*ARGS, "--renderers", "fm", "impact", "--prompts", "a warm bass note"]
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture) -> str:
@@ -51,107 +51,90 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture) -> str:
     return capsys.readouterr().out
 
 
-def test_two_shards_then_report_only_equal_the_unsharded_report(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+def _statuses(runs: Path) -> list[str]:
+    with open(runs / "summary.csv", newline="") as f:
+        return [row["status"] for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def benchmarked(tmp_path_factory) -> tuple[Path, str]:
+    """TWO run once into a run folder: (the folder, the report)."""
+    folder = tmp_path_factory.mktemp("synthesis")
+    runs = folder / "runs"
+    out = folder / "report.md"
+    synthesis.main([*TWO, "--runs", str(runs), "--out", str(out)])
+    return runs, out.read_text()
+
+
+def test_every_run_is_a_cli_run_folder_and_the_report_comes_from_the_folders(
+    benchmarked: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    plain = _run([*ARGS, "--plot", str(tmp_path / "plain.png")], capsys)
-    cache = tmp_path / "cache"
-    shard_plot = tmp_path / "shard.png"
-    for shard in ("1/2", "0/2"):
-        _run([*ARGS, "--cache", str(cache), "--shard", shard, "--plot", str(shard_plot)], capsys)
-    assert not shard_plot.exists()  # a shard of several leaves the plot to --report-only
-    # report-only needs neither the prior nor the scorer
-    monkeypatch.setattr(synthesis, "build", lambda *a, **k: pytest.fail("report-only built a prior"))
-    monkeypatch.setattr(synthesis, "build_scorer", lambda *a, **k: pytest.fail("report-only built a scorer"))
-    report = _run([*ARGS, "--cache", str(cache), "--report-only", "--plot", str(tmp_path / "r.png")], capsys)
-    assert report_tables(report) == report_tables(plain)
-    assert "Incomplete" not in report and "scored at least its start in" in report
-    assert (tmp_path / "r.png").stat().st_size > 0
-    keys = [r["key"] for r in cache_records(cache)]
-    assert sorted(keys) == sorted(job.key for job in synthesis.job_list(synthesis.parse_args(ARGS)))
-    assert len(keys) == 10
+    runs, report = benchmarked
+    jobs = synthesis.job_list(synthesis.parse_args(TWO))
+    assert [j.command for j in jobs] == ["fm", "impact"] and _statuses(runs) == ["completed"] * 2
+    assert "| fm | a warm bass note | 0 |" in report and "scored at least its start in" in report
+    assert "Incomplete" not in report and (runs.parent / "report.png").stat().st_size > 0
+    alone = tmp_path / "alone"  # the shell's run of the first job's command line: the same bytes
+    assert cli(jobs[0].argv(alone, runs / ".batch" / f"{jobs[0].id}.config.yaml", None)) == 0
+    assert (alone / "audio.wav").read_bytes() == (runs / jobs[0].id / "audio.wav").read_bytes()
+    assert (alone / "history.csv").read_bytes() == (runs / jobs[0].id / "history.csv").read_bytes()
+
+    again = _run([*TWO, "--runs", str(runs), "--plot", str(tmp_path / "q.png")], capsys)
+    assert _statuses(runs) == ["done"] * 2  # nothing ran twice
+    only = _run([*TWO, "--runs", str(runs), "--report-only", "--plot", str(tmp_path / "r.png")], capsys)
+    assert report_tables(only.strip()) == report_tables(again.strip()) == report_tables(report.strip())
 
 
-def test_a_killed_run_resumes_without_rerunning_finished_jobs(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+def test_a_benchmark_stopped_part_way_reports_what_is_missing_and_finishes_it(
+    benchmarked: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    cached = [*ARGS, "--cache", str(tmp_path), "--plot", str(tmp_path / "p.png")]
-    original = synthesis.synthesize
-    monkeypatch.setattr(synthesis, "synthesize", CallCounter(original, kill_at=4))
-    with pytest.raises(KeyboardInterrupt):
-        synthesis.main(cached)
-    with open(next(tmp_path.glob("*.jsonl")), "a") as f:
-        f.write('{"key": "torn')  # a line cut short by the kill
-    assert len([r["key"] for r in cache_records(tmp_path)]) == 3
-    partial = _run([*cached, "--report-only"], capsys)
-    assert "Incomplete: 7 of 10 jobs missing" in partial
-    counter = CallCounter(original)
-    monkeypatch.setattr(synthesis, "synthesize", counter)
-    resumed = _run(cached, capsys)
-    assert counter.calls == 7
-    assert "Incomplete" not in resumed
-    keys = [r["key"] for r in cache_records(tmp_path)]
-    assert len(keys) == len(set(keys)) == 10  # no job ran twice
+    runs = tmp_path / "runs"
+    shutil.copytree(benchmarked[0], runs)
+    jobs = synthesis.job_list(synthesis.parse_args(TWO))
+    (runs / jobs[1].id / "audio.wav").unlink()  # as if stopped before its outputs were written
+    partial = _run([*TWO, "--runs", str(runs), "--report-only", "--plot", str(tmp_path / "q.png")], capsys)
+    assert "Incomplete: 1 of 2 jobs missing (impact 'a warm bass note' seed 0)" in partial
+    finished = _run([*TWO, "--runs", str(runs), "--plot", str(tmp_path / "r.png")], capsys)
+    assert _statuses(runs) == ["done", "completed"] and "Incomplete" not in finished
 
 
-def test_a_changed_setting_is_not_served_a_cached_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    counter = CallCounter(synthesis.synthesize)
-    monkeypatch.setattr(synthesis, "synthesize", counter)
-    base = [*ARGS, "--cache", str(tmp_path), "--plot", str(tmp_path / "p.png")]
-    _run(base, capsys)
-    _run(base, capsys)
-    assert counter.calls == 10
-    _run([*base, "--lr", "0.1"], capsys)
-    assert counter.calls == 20
-    # one more seed: only the new seed's runs
-    _run([*base, "--seeds", "2"], capsys)
-    assert counter.calls == 30
+def test_a_changed_setting_is_another_job() -> None:
+    def ids(*extra: str) -> set[str]:
+        return {job.id for job in synthesis.job_list(synthesis.parse_args([*ARGS, *extra]))}
 
-    def keys(*extra: str) -> set[str]:
-        return {job.key for job in synthesis.job_list(synthesis.parse_args([*ARGS, *extra]))}
-
-    changes = (["--iters", "3"], ["--seconds", "0.2"], ["--score-every", "2"], ["--prior", "embedded-mel"])
+    assert ids() == ids() and len(ids()) == 10  # 2 renderers x 5 prompts x 1 seed
+    changes = (
+        ["--iters", "4"],
+        ["--seconds", "0.2"],
+        ["--score-every", "2"],
+        ["--prior", "embedded-mel"],
+        ["--sds", "t_min=0.2"],
+        ["--threads", "2"],
+        ["--particles", "1"],
+        ["--final"],
+    )
     for extra in changes:
-        assert keys(*extra).isdisjoint(keys()), extra
-    scorer = tmp_path / "scorer"
-    scorer.mkdir()
-    (scorer / "scorer.json").write_text("{}")
-    assert keys("--scorer-weights", str(scorer)).isdisjoint(keys())
+        assert ids(*extra).isdisjoint(ids()), extra
+    assert len(ids("--seeds", "2") - ids()) == 10  # one more seed: only the new seed's runs are new
 
 
-@pytest.mark.parametrize("shard", ["1/1", "3/2", "x/2", "0/2/1", "0"])
-def test_bad_shard_values_are_one_line_argparse_errors(shard: str, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(SystemExit) as err:
-        synthesis.parse_args([*ARGS, "--cache", "c", f"--shard={shard}"])
-    assert err.value.code == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]  # usage lines, then one error line
-    assert ": error: argument --shard: expected I/N with 0 <= I < N" in last
-
-
-def test_sds_overrides_and_subsets_reach_every_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen = []
-
-    def spy(synth, prior, prompt, config, sds, scorer=None):
-        seen.append((type(synth).__name__, prompt, sds))
-        return synthesis_run(synth, prior, prompt, config, sds, scorer=scorer)
-
-    synthesis_run = synthesis.synthesize
-    monkeypatch.setattr(synthesis, "synthesize", spy)
+def test_sds_overrides_and_subsets_reach_every_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    runs = tmp_path / "runs"
     extra = ["--sds", "t_min=0.2", "cfg_scale=7.5", "--renderers", "impact", "--prompts", "a dull thud"]
-    out = _run([*ARGS, *extra, "--plot", str(tmp_path / "p.png")], capsys)
-    assert [(name, prompt) for name, prompt, _ in seen] == [("ImpactSynth", "a dull thud")]
-    assert (seen[0][2].t_min, seen[0][2].cfg_scale) == (0.2, 7.5)
-    assert "CFG 7.5" in out and "| impact | a dull thud |" in out and (tmp_path / "p.png").is_file()
-
-    def keys(*more: str) -> set[str]:
-        return {job.key for job in synthesis.job_list(synthesis.parse_args([*ARGS, *more]))}
-
-    assert keys("--sds", "t_min=0.2").isdisjoint(keys())  # another setting is another job
-    for bad in (["--sds", "t_min=high"], ["--sds", "nope=1"], ["--sds", "t_min=0.9", "t_max=0.5"]):
+    out = _run([*ARGS, *extra, "--runs", str(runs), "--plot", str(tmp_path / "p.png")], capsys)
+    (job,) = synthesis.job_list(synthesis.parse_args([*ARGS, *extra]))
+    config = yaml.safe_load((runs / job.id / "config.yaml").read_text())
+    assert config["command"] == "impact" and config["prompt"] == "a dull thud"
+    assert (config["sds"]["t_min"], config["sds"]["cfg_scale"]) == (0.2, 7.5)
+    assert config["synthesize"]["iters"] == 3 and config["synthesize"]["score_every"] == 1
+    assert "CFG 7.5" in out and "| impact | a dull thud |" in out
+    for bad in (
+        ["--sds", "t_min=high"],
+        ["--sds", "nope=1"],
+        ["--sds", "t_min=0.9", "t_max=0.5"],
+        ["--report-only"],
+        ["--workers", "0"],
+    ):
         with pytest.raises(SystemExit) as err:
             synthesis.parse_args([*ARGS, *bad])
         assert err.value.code == 2

@@ -1000,7 +1000,6 @@ def _run_batch(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     _writable_folder(args.out, "-o")
     config = BatchConfig(
-        jobs_file=Path(cfg["jobs_file"]),
         out=args.out,
         workers=cfg["workers"] or default_threads(),
         threads=cfg["threads"],

@@ -24,7 +24,6 @@ log = logging.getLogger("audiosds.batch")
 class BatchConfig:
     """How ``audiosds batch`` runs."""
 
-    jobs_file: Path
     out: Path
     workers: int = 1  # jobs at once on this machine (a local Ray), or None-like 1: one after another
     threads: int | None = None  # per job; None: the free cores shared among the workers

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, workers in (("one after another", 1), (f"Ray, {args.workers} workers", args.workers)):
             out = root / f"out-{workers}"
             started = time.perf_counter()
-            outcomes = run_batch(BatchConfig(jobs_path, out, workers=workers, threads=1), jobs)
+            outcomes = run_batch(BatchConfig(out, workers=workers, threads=1), jobs)
             walls[name] = time.perf_counter() - started
             folders[name] = out
             failed = [o for o in outcomes if o.status != "completed"]

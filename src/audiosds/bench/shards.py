@@ -1,4 +1,4 @@
-"""Resumable, sharded benchmark jobs, shared by ``separation`` and ``synthesis_curves``.
+"""Resumable, sharded benchmark jobs of ``separation`` (``synthesis_curves`` runs as a batch).
 
 A benchmark is a deterministic list of jobs, each with a ``key`` (a hash of every setting that
 changes its result). With ``--cache DIR`` each finished job appends one JSON line to a file of its

@@ -12,16 +12,15 @@ the share whose last iterate rose, and for "a warm bass note" the reported rende
     python benchmarks/synthesis_curves.py --prior embedded-mel --seeds 5 --out synthesis.md
         --plot synthesis.png
 
-Resumable, sharded runs (the job cache of ``shards``): every (renderer, prompt, seed) is one
-job of a deterministic list. With ``--cache DIR`` each finished job appends one JSON line to a file
-of its own process in DIR and jobs already recorded there are skipped; ``--shard I/N`` runs the
-jobs whose index is I mod N; ``--report-only`` builds the markdown and the plot from DIR alone:
+Every (renderer, prompt, seed) is one ``audiosds fm`` / ``impact`` command line, run by
+``audiosds batch`` (:mod:`audiosds.batch`) into ``--runs DIR`` (default: a temporary folder): the
+run folders are the records, so a killed benchmark resumes where it stopped (finished runs are
+skipped, stopped ones resume from their checkpoints), ``--workers N`` runs N at once on a local Ray,
+and ``--report-only`` builds the markdown and the plot from DIR alone:
 
-    python benchmarks/synthesis_curves.py --cache runs/syn --shard 0/2 &
-    python benchmarks/synthesis_curves.py --cache runs/syn --shard 1/2 &
-    wait; python benchmarks/synthesis_curves.py --cache runs/syn --report-only --out synthesis.md
+    python benchmarks/synthesis_curves.py --runs runs/syn --workers 2 --out synthesis.md
 
-A shard of several writes no plot (two processes would write one file).
+The scorer is the CLI's: the shipped prompt scorer.
 
 Prints markdown (timings included) and writes it to ``--out``; a progress bar goes to stderr.
 """
@@ -29,38 +28,28 @@ Prints markdown (timings included) and writes it to ``--out``; a progress bar go
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
+import csv
+import json
 import math
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
+import soundfile as sf
+from tqdm import tqdm
 
-from ..priors import MODEL_FIELD, Prior, build
-from ..renderers import build as build_renderer
-from ..scorer import PromptScorer, build_scorer
-from ..scorer import default_weights_dir as scorer_weights_dir
+from .. import runfolder
+from ..batch import BatchConfig, run_batch
+from ..batch import Job as BatchJob
+from ..batch.jobs import job_id
+from ..priors import DEFAULT_PRIOR
 from ..sds import SDSConfig
-from ..tasks.synthesize import SynthesizeConfig, synthesis_sds, synthesize
-from .shards import (
-    JobCache,
-    add_cache_options,
-    add_prior_scorer_options,
-    check_cache_options,
-    job_key,
-    load_records,
-    missing_lines,
-    overrides,
-    prior_identity,
-    run_jobs,
-    values_of,
-    weights_identity,
-)
+from ..tasks.synthesize import SynthesizeConfig, synthesis_sds
+from .shards import overrides
 
 RENDERERS = ("fm", "impact")
 PROMPTS = (
@@ -73,28 +62,6 @@ PROMPTS = (
 TARGET_NOT_WORSE = 0.97  # reported render scores at least its start in this share of runs
 TARGET_BASS = 0.9  # "a warm bass note": f0 < BASS_F0_HZ and T60 > BASS_T60_S in this share of runs
 BASS_PROMPT, BASS_F0_HZ, BASS_T60_S = "a warm bass note", 200.0, 0.3
-CACHE_VERSION = 4  # part of every job key: bump it when a change here changes a cached job's numbers
-
-
-@dataclass(frozen=True)
-class Job:
-    """One synthesis run to do; ``key`` hashes every setting that changes its result."""
-
-    renderer: str
-    prompt: str
-    seed: int  # renderer init and SDS noise
-    key: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.renderer} {self.prompt!r} seed {self.seed}"
-
-
-def synthesize_config(args: argparse.Namespace, seed: int) -> SynthesizeConfig:
-    """The optimisation settings of one run."""
-    return SynthesizeConfig(
-        iters=args.iters, lr=args.lr, seed=seed, score_every=args.score_every, keep_best=not args.final
-    )
 
 
 def sds_config(args: argparse.Namespace) -> SDSConfig:
@@ -102,30 +69,28 @@ def sds_config(args: argparse.Namespace) -> SDSConfig:
     return synthesis_sds(args.prior, **args.sds_overrides)
 
 
-def job_list(args: argparse.Namespace) -> list[Job]:
-    """The full, deterministic job list: renderer, prompt, then seed order."""
-    default = scorer_weights_dir() if args.scorer == "embedded" else None
-    fixed = {
-        "script": "synthesis_curves",
-        "version": CACHE_VERSION,
-        "prior": prior_identity(args.prior, args.model),
-        "scorer": weights_identity(args.scorer, args.scorer_weights, default),
+def job_list(args: argparse.Namespace) -> list[BatchJob]:
+    """The full, deterministic job list (renderer, prompt, then seed order), each the command line
+    ``audiosds RENDERER --prompt P --seed S ...`` with the benchmark's settings."""
+    shared = {
+        "iters": args.iters,
+        "lr": args.lr,
         "seconds": args.seconds,
-        "sds": dataclasses.asdict(sds_config(args)),
         "particles": args.particles,
+        "prior": args.prior,
         "threads": args.threads,  # another thread count is another run (summation order)
+        **({"model": args.model} if args.model is not None else {}),
+        **({"final": True} if args.final else {}),
     }
+    config = {"synthesize": {"score_every": args.score_every}}
+    if args.sds_overrides:
+        config["sds"] = dict(args.sds_overrides)
     jobs = []
     for renderer in args.renderers:
         for prompt in args.prompts:
             for seed in range(args.seed, args.seed + args.seeds):
-                setting = {
-                    **fixed,
-                    "renderer": renderer,
-                    "prompt": prompt,
-                    "synthesize": dataclasses.asdict(synthesize_config(args, seed)),
-                }
-                jobs.append(Job(renderer, prompt, seed, job_key(setting)))
+                options = {"prompt": prompt, "seed": seed, **shared}
+                jobs.append(BatchJob(job_id(renderer, options, config), renderer, options, config))
     return jobs
 
 
@@ -143,7 +108,7 @@ class Run:
     final: float  # the reported particle's last iterate
     f0_hz: float
     t60_s: float
-    seconds: float
+    seconds: float  # the run's wall time, its process's start-up included
 
 
 def pitch_hz(audio: np.ndarray, sample_rate: int, low_hz: float = 30.0, high_hz: float = 1000.0) -> float:
@@ -190,57 +155,40 @@ def t60_s(audio: np.ndarray, sample_rate: int, frame_s: float = 0.02, fit_db: fl
     return float(min(1000.0, 60.0 / -slope_db_s)) if slope_db_s < 0 else 1000.0
 
 
-def run_one(prior: Prior, scorer: PromptScorer, job: Job, args: argparse.Namespace) -> dict[str, object]:
-    """Synthesize once, with the scores the run itself reports (the scorer's, on its own renders).
-
-    Returns:
-        The job's record: ``iters`` and ``scores`` (the curve: best particle per scoring),
-        ``init``, ``end`` (reported), ``final``, the reported render's ``f0_hz`` and ``t60_s``,
-        ``sample_rate``.
-    """
-    synth = build_renderer(
-        job.renderer,
-        sample_rate=prior.sample_rate,
-        seconds=args.seconds,
-        seed=job.seed,
-        batch_size=args.particles,
+def run_of(job: BatchJob, folder: Path, wall_s: float) -> Run | None:
+    """A finished run read from its run folder (None: not finished): the curve (history.csv's
+    ``score``, the best particle at each scoring), the scores the run reported (params.json) and the
+    reported render's f0 and T60 (audio.wav)."""
+    if runfolder.status(folder, job.command) != "completed":
+        return None
+    params = json.loads((folder / "params.json").read_text())
+    rows = [r for r in runfolder.history(folder) if r.get("score") is not None]
+    audio, sample_rate = sf.read(folder / "audio.wav", dtype="float32", always_2d=True)
+    scores = params["scores"]
+    return Run(
+        job.command,
+        str(job.options["prompt"]),
+        int(job.options["seed"]),
+        [int(r["iter"]) for r in rows],
+        [float(r["score"]) for r in rows],
+        float(scores["initial"]),
+        float(scores["reported_score"]),
+        float(scores["final"]),
+        pitch_hz(audio[:, 0], sample_rate),
+        t60_s(audio[:, 0], sample_rate),
+        wall_s,
     )
-    result = synthesize(
-        synth, prior, job.prompt, synthesize_config(args, job.seed), sds_config(args), scorer=scorer
-    )
-    rows = [r for r in result.history if r.get("score") is not None]
-    audio = result.audio[0, 0].numpy()
-    return {
-        "iters": [int(r["iter"]) for r in rows],
-        "scores": [float(r["score"]) for r in rows],
-        "init": float(result.scores["initial"]),
-        "end": float(result.scores["reported_score"]),
-        "final": float(result.scores["final"]),
-        "f0_hz": pitch_hz(audio, prior.sample_rate),
-        "t60_s": t60_s(audio, prior.sample_rate),
-        "sample_rate": prior.sample_rate,
-    }
 
 
-def runs_of(jobs: Sequence[Job], records: dict[str, dict]) -> list[Run]:
-    """The recorded runs in job order (whatever order their records were written in)."""
-    return [
-        Run(
-            job.renderer,
-            job.prompt,
-            job.seed,
-            r["iters"],
-            r["scores"],
-            r["init"],
-            r["end"],
-            r["final"],
-            r["f0_hz"],
-            r["t60_s"],
-            r["wall_s"],
-        )
-        for job in jobs
-        if (r := records.get(job.key)) is not None
-    ]
+def runs_of(jobs: Sequence[BatchJob], out: Path) -> list[Run]:
+    """The finished runs in job order, with each one's wall time from the batch's summary.csv."""
+    walls = {}
+    summary = out / "summary.csv"
+    if summary.is_file():
+        with open(summary, newline="") as f:
+            walls = {row["job"]: float(row["wall_s"] or "nan") for row in csv.DictReader(f)}
+    runs = [run_of(job, out / job.id, walls.get(job.id, math.nan)) for job in jobs]
+    return [r for r in runs if r is not None]
 
 
 def plot(runs: list[Run], path: Path) -> None:
@@ -321,7 +269,10 @@ def report(runs: list[Run]) -> list[str]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_prior_scorer_options(parser)
+    parser.add_argument("--prior", default=DEFAULT_PRIOR, help="prior registry name")
+    parser.add_argument(
+        "--weights", "--model", dest="model", default=None, help="the prior's weights / model"
+    )
     parser.add_argument("--seeds", type=int, default=5, help="runs per renderer and prompt")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--iters", type=int, default=SynthesizeConfig.iters)
@@ -333,11 +284,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--renderers", nargs="+", choices=RENDERERS, default=list(RENDERERS))
     parser.add_argument("--prompts", nargs="+", default=list(PROMPTS), help="prompts (default: the five)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="per run")
     parser.add_argument("--particles", type=int, default=2, help="starts per run (the CLI's default: 2)")
     parser.add_argument(
         "--final", action="store_true", help="report the last iterate, not the best-scoring one"
     )
+    parser.add_argument(
+        "--runs", type=Path, default=None, help="the run folders (audiosds batch's -o): resume, report"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="runs at once (above 1: on a local Ray)")
+    parser.add_argument("--report-only", action="store_true", help="report from --runs, run nothing")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here too")
     parser.add_argument(
         "--plot",
@@ -345,84 +301,85 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="PNG of the curves (default: beside --out, else ./synthesis_curves.png)",
     )
-    add_cache_options(parser)
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds: expected >= 1, got {args.seeds}")
     if args.score_every < 1:
         parser.error(f"--score-every: expected >= 1, got {args.score_every}")
+    if args.workers < 1:
+        parser.error(f"--workers: expected >= 1, got {args.workers}")
+    if args.report_only and args.runs is None:
+        parser.error("--report-only: expected --runs DIR as well")
     try:
         args.sds_overrides = overrides(args.sds, SDSConfig, "--sds")
         synthesis_sds(args.prior, **args.sds_overrides)
     except (TypeError, ValueError) as err:
         parser.error(str(err))
-    check_cache_options(parser, args)
     if args.plot is None:
         args.plot = args.out.with_suffix(".png") if args.out is not None else Path("synthesis_curves.png")
     return args
 
 
-def writes_plot(args: argparse.Namespace) -> bool:
-    """Every mode plots but a shard of several (two processes would write one file)."""
-    return args.report_only or args.shard[1] == 1
-
-
-def markdown(args: argparse.Namespace, jobs: Sequence[Job], records: dict[str, dict], command: str) -> str:
-    """The markdown report from the per-job records alone (the same for every sharding and job order)."""
-    runs = runs_of(jobs, records)
-    mine = [records[job.key] for job in jobs if job.key in records]
-    plotted = f" Plot: `{args.plot}`." if runs and writes_plot(args) else ""
+def markdown(
+    args: argparse.Namespace, jobs: Sequence[BatchJob], runs: list[Run], out: Path, command: str
+) -> str:
+    """The markdown report from the run folders alone (the same for any order the runs finished in)."""
+    rates = sorted(
+        {
+            json.loads((out / j.id / "params.json").read_text())["sample_rate"]
+            for j in jobs
+            if (out / j.id / "params.json").is_file()
+        }
+    )
+    plotted = f" Plot: `{args.plot}`." if runs else ""
     sds = sds_config(args)
+    missing = [j for j in jobs if runfolder.status(out / j.id, j.command) != "completed"]
+    incomplete = []
+    if missing:
+        shown = ", ".join(
+            f"{j.command} {j.options['prompt']!r} seed {j.options['seed']}" for j in missing[:5]
+        )
+        incomplete = [f"Incomplete: {len(missing)} of {len(jobs)} jobs missing ({shown}).", ""]
     lines = [
         "## Synthesis curves (prompt score over SDS iterations)",
         "",
         f"Command: `{command}`; seeds {args.seed}..{args.seed + args.seeds - 1}; prior {args.prior} "
-        f"({values_of(mine, 'sample_rate')} Hz); scorer {args.scorer}; {args.iters} iterations, "
+        f"({', '.join(map(str, rates)) or '-'} Hz); the shipped scorer; {args.iters} iterations, "
         f"lr {args.lr}; {args.seconds} s renders; {args.particles} particle(s), "
-        f"{'last' if args.final else 'best-scoring'} iterate reported; {values_of(mine, 'threads')} "
-        f"thread(s).{plotted}",
+        f"{'last' if args.final else 'best-scoring'} iterate reported; {args.threads} thread(s) per run; "
+        f"each run an `audiosds {'/'.join(args.renderers)}` command line run by `audiosds batch`.{plotted}",
         "",
         f"SDS ({sds.mode}): t in [{sds.t_min:g}, {sds.t_max:g}], CFG {sds.cfg_scale:g}, B = {sds.num_draws}, "
         f"K = {sds.num_steps}" + (f" (overrides: {' '.join(args.sds)})" if args.sds else "") + ".",
         "",
-        *missing_lines(jobs, records),
+        *incomplete,
         *report(runs),
     ]
-    if runs:
-        job_s = sum(r.seconds for r in runs)
+    timed = [r.seconds for r in runs if not math.isnan(r.seconds)]
+    if timed:
         lines.append(
-            f"Job time: {job_s:.1f} s summed over {len(runs)} runs (mean {job_s / len(runs):.1f} s per run)."
+            f"Job time (each run's process, start-up included): {sum(timed):.1f} s summed over {len(timed)} "
+            f"runs (mean {sum(timed) / len(timed):.1f} s)."
         )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     jobs = job_list(args)
-    if args.report_only:
-        records = load_records(args.cache)
-    else:
-        cfg = (
-            {MODEL_FIELD[args.prior]: args.model}
-            if args.model is not None and args.prior in MODEL_FIELD
-            else {}
-        )
-        scorer_cfg = {"weights_dir": args.scorer_weights} if args.scorer_weights is not None else {}
-        # built on first use: a run that finds every job of its shard cached loads neither
-        load_prior = functools.cache(lambda: build(args.prior, **cfg))
-        load_scorer = functools.cache(lambda: build_scorer(args.scorer, **scorer_cfg))
-        cache = None if args.cache is None else JobCache(args.cache, args.shard)
-        records = run_jobs(
-            jobs, lambda job: run_one(load_prior(), load_scorer(), job, args), cache, args.shard, "synthesis"
-        )
-    cmd = "python benchmarks/synthesis_curves.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = markdown(args, jobs, records, cmd)
-    runs = runs_of(jobs, records)
-    if runs and writes_plot(args):
+    with tempfile.TemporaryDirectory(prefix="audiosds-synthesis-") as scratch:
+        out = args.runs if args.runs is not None else Path(scratch)
+        if not args.report_only:
+            with tqdm(total=len(jobs), desc="synthesis", file=sys.stderr) as bar:
+                config = BatchConfig(out, workers=args.workers, threads=args.threads)
+                run_batch(config, jobs, lambda outcome: bar.update(1))
+        runs = runs_of(jobs, out)
+        cmd = "python benchmarks/synthesis_curves.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        text = markdown(args, jobs, runs, out, cmd)
+    if runs:
         plot(runs, args.plot)
-    if args.cache is None:
+    if not args.report_only:
         text += f"Total time: {time.perf_counter() - start:.1f} s.\n"
     print(text)
     if args.out is not None:
