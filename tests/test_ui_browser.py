@@ -184,6 +184,14 @@ def test_separate_uploads_suggests_and_plays_every_source(page, server, shots, t
     for name in ("source_1.wav", "source_2.wav", "source_3.wav", "mixture_reconstruction.wav"):
         assert served_bytes(page, tab, name) == (folder / name).read_bytes()
     assert "a hum" in tab.locator(".player[data-file='source_3.wav']").inner_text()
+    pictures = tab.locator(".player img.spectrogram")  # one per player, drawn by the server
+    pictures.last.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "[...document.querySelectorAll('#tab-separate .player img.spectrogram')]"
+        ".every(img => img.complete && img.naturalWidth > 0)",
+        timeout=RUN_TIMEOUT_MS,
+    )
+    assert pictures.count() == 4
     assert tab.locator("svg.chart[data-title='prompt score per source']").count() == 1
     page.screenshot(path=shots / "separate.png", full_page=True)
 

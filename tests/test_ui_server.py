@@ -198,6 +198,16 @@ def test_a_ui_synthesis_writes_the_clis_run_folder_byte_for_byte(server, tmp_pat
     status, info = call(server, f"/api/runs/{snap['folder']}")
     assert info["status"] == "completed" and len(info["history"]) == 12 and info["params"]["renderer"] == "fm"
 
+    status, png = call(server, f"/spectrogram/{snap['folder']}/audio.wav")  # drawn, never written
+    assert status == 200 and png.startswith(b"\x89PNG")
+    assert sorted(p.name for p in ui_run.iterdir()) == names
+    for path in (
+        f"/spectrogram/{snap['folder']}/params.json",
+        "/spectrogram/../x.wav",
+        "/spectrogram/nope.wav",
+    ):
+        assert call(server, path)[0] == 404, path
+
 
 def test_a_failed_run_shows_its_one_line_and_leaves_no_folder(server):
     status, job = call(server, "/api/jobs", {"task": "fm", "form": {"prompt": "a bell", "seconds": "1000"}})

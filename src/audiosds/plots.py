@@ -24,16 +24,23 @@ def _tick_label(hz: float) -> str:
 def save_spectrograms(
     path: str | Path, panels: Sequence[tuple[str, np.ndarray]], sample_rate: int, nfft: int = 2048
 ) -> None:
-    """Spectrograms in dB side by side on one colour scale, frequency on a log axis, as PNG.
+    """:func:`spectrogram_png` written to ``path`` (atomically)."""
+    write_bytes(path, spectrogram_png(panels, sample_rate, nfft))
+
+
+def spectrogram_png(
+    panels: Sequence[tuple[str, np.ndarray]], sample_rate: int, nfft: int = 2048, width_in: float = 4.5
+) -> bytes:
+    """Spectrograms in dB side by side on one colour scale, frequency on a log axis, as PNG bytes.
 
     The log axis gives each octave the same height, so a bass note's partials are as visible as
     a whistle's; the 2048-point window (128 ms at 16 kHz) resolves them down to about 20 Hz.
 
     Args:
-        path: output PNG path (written atomically).
         panels: (title, audio) pairs; audio (N,) or (C, N) (channels are averaged).
         sample_rate: of every panel's audio.
         nfft: STFT window size.
+        width_in: width of one panel, in inches (at 100 dpi).
     """
     import matplotlib
 
@@ -49,7 +56,11 @@ def save_spectrograms(
     cols = min(len(specs), 4)
     rows = -(-len(specs) // cols)
     fig, axes = plt.subplots(
-        rows, cols, figsize=(4.5 * cols + 1, 3.4 * rows), squeeze=False, layout="constrained"
+        rows,
+        cols,
+        figsize=(width_in * cols + 1, 3.4 * width_in / 4.5 * rows),
+        squeeze=False,
+        layout="constrained",
     )
     for ax in axes.flat[len(specs) :]:
         ax.axis("off")
@@ -73,4 +84,4 @@ def save_spectrograms(
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    return buf.getvalue()

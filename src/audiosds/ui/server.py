@@ -16,6 +16,7 @@ served; a path that resolves outside it is a 404.
     GET  /api/runs/NAME             one run: config, files, history, params
     POST /api/runs/NAME/resume      continue a stopped run (``audiosds CMD --resume``)
     GET  /files/NAME/FILE           a file of a run folder, or an upload
+    GET  /spectrogram/NAME/FILE     a WAV file's spectrogram, drawn on request (nothing is written)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ STATE_DIR = ".ui"  # the job logs and progress files, inside the runs folder
 UPLOADS = "uploads"
 MAX_UPLOAD_BYTES = 200 * 2**20
 SUGGEST_TIMEOUT_S = 300
+SPECTROGRAMS_KEPT = 64  # drawn spectrograms kept in memory
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class App:
             threads = max(1, default_threads() // config.jobs)
         self.settings = Settings(self.runs, config.prior, config.model, threads, config.device)
         self.queue = JobQueue(self.runs / STATE_DIR, config.jobs)
+        self._spectrograms: dict[tuple[str, int], bytes] = {}
+        self._drawing = threading.Lock()
 
     # -- the API --------------------------------------------------------------------------
 
@@ -250,6 +254,26 @@ class App:
             raise LookupError(relative)
         return path
 
+    def spectrogram(self, relative: str) -> bytes:
+        """The PNG spectrogram of a servable WAV file, as the CLI draws them; the last few are kept."""
+        from ..audio import AudioError, load_audio
+        from ..plots import spectrogram_png
+
+        path = self.file_path(relative)
+        if path.suffix.lower() != ".wav":
+            raise LookupError(relative)
+        key = (str(path), path.stat().st_mtime_ns)
+        with self._drawing:  # pyplot draws one figure at a time
+            if key not in self._spectrograms:
+                try:
+                    audio, sample_rate = load_audio(path)
+                except AudioError as err:
+                    raise LookupError(relative) from err
+                if len(self._spectrograms) >= SPECTROGRAMS_KEPT:
+                    self._spectrograms.pop(next(iter(self._spectrograms)))
+                self._spectrograms[key] = spectrogram_png([(path.name, audio)], sample_rate, width_in=3.6)
+            return self._spectrograms[key]
+
     def close(self) -> None:
         self.queue.close()
 
@@ -269,6 +293,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _bytes(self, body: bytes, kind: str) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache")
         self.end_headers()
         self.wfile.write(body)
 
@@ -346,6 +378,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(self.app.run_info(parts[2]))
             elif parts[0] == "files" and len(parts) >= 2:
                 self._file(self.app.file_path("/".join(parts[1:])))
+            elif parts[0] == "spectrogram" and len(parts) >= 2:
+                self._bytes(self.app.spectrogram("/".join(parts[1:])), "image/png")
             else:
                 raise LookupError(url.path)
         except LookupError:

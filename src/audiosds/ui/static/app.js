@@ -116,6 +116,8 @@ function renderResults(info) {
       players.append(el("div", { class: "player", "data-file": f.name },
         el("span", { text: playerLabel(f.name, info) }),
         el("audio", { controls: "", preload: "metadata", src: f.url + stamp }),
+        el("img", { class: "spectrogram", loading: "lazy", alt: `spectrogram of ${f.name}`,
+          src: f.url.replace(/^\/files\//, "/spectrogram/") + stamp }),
         el("a", { href: f.url, download: `${info.name}-${f.name}`, text: "download" })));
     }
     box.append(players);
