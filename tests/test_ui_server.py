@@ -118,6 +118,12 @@ def test_separation_forms_take_2_to_8_prompts_and_negatives_only_as_a_set(tmp_pa
     assert flags("--negative") == ["", "wind"]  # a blank negative keeps its source's default
 
 
+def test_a_busy_port_is_refused(server, tmp_path):
+    port = int(server.url.rstrip("/").rsplit(":", 1)[1])
+    with pytest.raises(ValueError, match=f"--port {port}: cannot listen"):
+        Server(UiConfig(runs=tmp_path / "other", prior="analytic", port=port))
+
+
 def test_only_loopback_unless_allowed():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and not is_loopback("8.8.8.8")
     with pytest.raises(ValueError, match="--allow-remote"):

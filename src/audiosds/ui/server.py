@@ -421,6 +421,12 @@ def _static_names() -> set[str]:
     return {p.name for p in STATIC.iterdir() if p.is_file()}
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    # http.server lets a second server share a busy port (SO_REUSEPORT): it must fail instead
+    allow_reuse_port = False
+    daemon_threads = True
+
+
 class Server:
     """The app behind a threading HTTP server; ``port`` 0 picks a free port (``url`` tells it)."""
 
@@ -428,13 +434,12 @@ class Server:
         self.app = App(config)
         handler = type("Handler", (_Handler,), {"app": self.app})
         try:
-            self.httpd = ThreadingHTTPServer((config.host, config.port), handler)
+            self.httpd = _HTTPServer((config.host, config.port), handler)
         except OSError as err:
             self.app.close()
             raise ValueError(
                 f"--port {config.port}: cannot listen on {config.host} ({err.strerror})"
             ) from err
-        self.httpd.daemon_threads = True
         host, port = self.httpd.server_address[:2]
         self.url = f"http://{host}:{port}/"
         self._thread: threading.Thread | None = None
