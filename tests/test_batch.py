@@ -228,11 +228,14 @@ def test_on_ray_two_workers_finish_every_job_even_when_one_is_killed(tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[batch]')")
     spec = {
         "defaults": {"prior": "analytic", "threads": 1},
-        "jobs": [{"command": "fm", "prompt": "a glass bell", "iters": 300, "checkpoint-every": 5}],
+        "jobs": [
+            {"command": "fm", "prompt": "a glass bell", "iters": 300, "checkpoint-every": 5},
+            {"command": "fm", "prompt": "a bell", "cfg": 1e6, "iters": 6},  # the run refuses it
+        ],
         "grid": {"command": ["fm", "impact"], "prompt": ["a warm bass note"], "seed": [0, 1], "iters": [6]},
     }
     jobs = read_jobs(jobs_file(tmp_path, spec))
-    long = jobs[0]
+    long, bad = jobs[0], jobs[1]
     out = tmp_path / "ray"
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(done=run_batch(BatchConfig(out, workers=2), jobs)))
@@ -246,14 +249,17 @@ def test_on_ray_two_workers_finish_every_job_even_when_one_is_killed(tmp_path):
     os.kill(worker, signal.SIGKILL)  # the worker dies mid-job; Ray retries the task, which resumes
     thread.join(timeout=400)
     assert not thread.is_alive()
-    assert {o.status for o in result["done"]} == {"completed"}
+    status = {o.job.id: o.status for o in result["done"]}
+    assert status.pop(bad.id) == "failed" and set(status.values()) == {"completed"}
+    assert "cfg_scale" in next(o.error for o in result["done"] if o.job is bad or o.job.id == bad.id)
     assert int(pid_file.read_text().split()[0]) != worker  # the retry ran in another worker
 
-    for job in jobs:  # the same bytes as the CLI alone, the killed job included
+    for job in jobs[:1] + jobs[2:]:  # the same bytes as the CLI alone, the killed job included
         alone = tmp_path / "alone" / job.id
         assert main(job.argv(alone, None, None)) == 0
         assert run_files(out / job.id) == run_files(alone), job.id
-    assert run_job(jobs[1], out, None).status == "done"
+    again = run_batch(BatchConfig(out, workers=2), jobs)  # a rerun on Ray skips everything that finished
+    assert sorted(o.status for o in again) == ["done"] * 5 + ["failed"]
 
 
 def test_the_gallery_plays_and_sorts_in_a_real_browser(tmp_path):

@@ -1,25 +1,28 @@
-"""Resumable, sharded runs of ``audiosds.bench.separation`` on the analytic prior: two shards then
-``--report-only`` give the unsharded report, a killed run resumes without rerunning finished jobs,
-a changed setting is never served a cached line, and bad options are one-line argparse errors."""
+"""``audiosds.bench.separation`` on the analytic prior: every separation is an ``audiosds separate``
+command line run by ``audiosds batch``, its mixture and ground truth are files, and the run folders
+are the records (a rerun skips them, ``--report-only`` scores them without a prior); every setting
+is in a job's key, and bad options are one-line argparse errors."""
 
 from __future__ import annotations
 
-import json
-import random
+import csv
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from audiosds.bench import separation
-from benchmark_cache import CallCounter, cache_records, report_tables
+from benchmark_helpers import CallCounter, report_tables
 
 TINY = ["--prior", "analytic", "--mixtures", "1", "--iters", "2", "--seconds", "0.5", "--gen-steps", "2"]
 # world + prior-generated sources + ablations: 26 jobs, 22 distinct keys (the ablation's baseline
 # and "Decoder-SDS + latent SDS, K=1" are the world section's baseline and "ours (remasked)")
 FULL = [*TINY, "--pairs", "traffic+sax", "bongo+waves", "--parametrizations", "remasked", "--ablation"]
-# world sources only: 2 mixtures x (baseline + 2 methods)
+# world sources, one pair: the baseline and 2 separations (reconstruction only, ours)
 TWO_PAIRS = ["--pairs", "clock+bongo", "wind+pipes"]
 SMALL = [*TINY, "--sources-from", "world", "--parametrizations", "masks", *TWO_PAIRS]
+ONE = [*TINY, "--sources-from", "world", "--parametrizations", "masks", "--pairs", "clock+bongo"]
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture) -> str:
@@ -34,102 +37,71 @@ def _row(text: str, section: str, label: str) -> str:
     return next(line for line in part.splitlines() if line.startswith(f"| {label} |")).split(" | ", 1)[1]
 
 
+def _statuses(runs: Path) -> list[str]:
+    with open(runs / "summary.csv", newline="") as f:
+        return [row["status"] for row in csv.DictReader(f)]
+
+
 @pytest.fixture(scope="module")
-def sharded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    """A cache filled by shards 0/2 and 1/2, the report-only text from it and the unsharded report."""
-    cache = tmp_path_factory.mktemp("sharded")
-    out = tmp_path_factory.mktemp("out")
-    separation.main([*FULL, "--out", str(out / "plain.md")])
-    for shard in ("0/2", "1/2"):
-        separation.main([*FULL, "--cache", str(cache), "--shard", shard])
-    separation.main([*FULL, "--cache", str(cache), "--report-only", "--out", str(out / "report.md")])
-    return cache, (out / "report.md").read_text(), (out / "plain.md").read_text()
+def benchmarked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """ONE run once into a runs folder: (the folder, the report)."""
+    runs = tmp_path_factory.mktemp("separation") / "runs"
+    out = runs.parent / "report.md"
+    separation.main([*ONE, "--runs", str(runs), "--out", str(out)])
+    return runs, out.read_text()
 
 
-def test_two_shards_then_report_only_equal_the_unsharded_report(sharded: tuple[Path, str, str]) -> None:
-    cache, report, plain = sharded
-    assert report_tables(report) == report_tables(plain)
-    assert "Incomplete" not in report
-    assert report.count("### ") == 3
-    # each shard wrote its own file; together they hold every distinct job exactly once
-    files = sorted(cache.glob("results-*.jsonl"))
-    assert [f.name.split("-")[1] for f in files] == ["0of2", "1of2"]
-    keys = [[json.loads(line)["key"] for line in f.read_text().splitlines()] for f in files]
-    jobs = separation.job_list(separation.parse_args(FULL))
-    assert len(jobs) == 26
-    assert sorted(keys[0] + keys[1]) == sorted({job.key for job in jobs})
-    # the ablation twins of the world baseline and "ours" are the same jobs, with the same numbers
-    ours = _row(report, "Sources from the world", "ours (remasked)")
-    assert _row(report, "Ablations", "Decoder-SDS + latent SDS, K=1") == ours
-    assert _row(report, "Ablations", "Decoder-SDS, K=1") != ours
-    # prior-generated sources: one .npy per clip (2 mixtures x 2 prompts), shared by both shards
-    assert len(list(cache.glob("source-*.npy"))) == 4
-
-
-def test_the_report_does_not_depend_on_record_order_or_files(
-    sharded: tuple[Path, str, str], tmp_path: Path
+def test_separations_are_cli_runs_and_the_report_comes_from_the_folders(
+    benchmarked: tuple[Path, str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cache, _, _ = sharded
-    records = cache_records(cache)
-    random.Random(0).shuffle(records)
-    for n, record in enumerate([*records, records[0]]):  # one job recorded twice
-        with open(tmp_path / f"part-{n % 3}.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+    runs, report = benchmarked
+    jobs = separation.job_list(separation.parse_args(ONE))
+    assert [j.label for j in jobs] == ["baseline (mixture)", "rec-only (masks)", "ours (masks)"]
+    assert _statuses(runs) == ["completed"] * 2 and "Incomplete" not in report
+    assert len(list((runs / "mixtures").glob("*.wav"))) == 1  # one mixture, written once
+    ours = separation.command_line(jobs[2], runs, separation.parse_args(ONE))
+    config = yaml.safe_load((runs / ours.id / "config.yaml").read_text())
+    assert config["command"] == "separate" and config["prompts"] == list(
+        separation.pair_prompts("clock+bongo")
+    )
+    assert config["separate"]["parametrization"] == "masks" and config["separate"]["iters"] == 2
+    assert config["separate"]["gamma"] == jobs[2].sep.gamma and config["sds"]["t_min"] == jobs[2].sds.t_min
+    # a rerun skips every separation; --report-only needs no prior and gives the same tables
+    again = _run([*ONE, "--runs", str(runs)], capsys)
+    assert _statuses(runs) == ["done"] * 2
+    monkeypatch.setattr(separation, "build", lambda *a, **k: pytest.fail("report-only built a prior"))
+    only = _run([*ONE, "--runs", str(runs), "--report-only"], capsys)
+    assert report_tables(only.strip()) == report_tables(again.strip()) == report_tables(report.strip())
+
+
+def test_a_stopped_benchmark_names_what_is_missing_and_finishes_it(
+    benchmarked: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(benchmarked[0], runs)
+    jobs = separation.job_list(separation.parse_args(ONE))
+    ours = separation.command_line(jobs[2], runs, separation.parse_args(ONE))
+    shutil.rmtree(runs / ours.id)  # as if stopped before it started
+    partial = _run([*ONE, "--runs", str(runs), "--report-only"], capsys)
+    assert "Incomplete: 1 of 3 jobs missing" in partial
+    finished = _run([*ONE, "--runs", str(runs)], capsys)
+    assert sorted(_statuses(runs)) == ["completed", "done"] and "Incomplete" not in finished
+    assert report_tables(finished.strip()) == report_tables(benchmarked[1].strip())
+
+
+def test_the_ablation_twins_are_the_same_separation() -> None:
     args = separation.parse_args(FULL)
     jobs = separation.job_list(args)
-
-    def report(folder: Path) -> str:
-        return separation.report(args, jobs, separation.load_records(folder), "cmd")
-
-    assert report(tmp_path) == report(cache)
-
-
-def test_a_killed_run_resumes_without_rerunning_finished_jobs(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    plain = _run(SMALL, capsys)
-    cached = [*SMALL, "--cache", str(tmp_path)]
-    original = separation.run_method
-    killer = CallCounter(original, kill_at=3)  # killed in the third separation, after 2 of 4 finished
-    monkeypatch.setattr(separation, "run_method", killer)
-    with pytest.raises(KeyboardInterrupt):
-        separation.main(cached)
-    with open(next(tmp_path.glob("*.jsonl")), "a") as f:
-        f.write('{"key": "torn')  # a line cut short by the kill
-    finished = cache_records(tmp_path)
-    assert len(finished) == 4 and sum(r["rec_sdr"] is not None for r in finished) == 2
-    # report-only on the partial cache: no prior is built, the missing jobs are named
-    monkeypatch.setattr(separation, "build", lambda *a, **k: pytest.fail("report-only built a prior"))
-    partial = _run([*cached, "--report-only"], capsys)
-    assert "Incomplete: 2 of 6 jobs missing" in partial
-    assert all(r["key"] not in partial for r in finished)
-    # the resumed run only does the separations that did not finish
-    monkeypatch.undo()
-    counter = CallCounter(original)
-    monkeypatch.setattr(separation, "run_method", counter)
-    resumed = _run(cached, capsys)
-    assert counter.calls == 2
-    assert report_tables(resumed) == report_tables(plain)
-    keys = [r["key"] for r in cache_records(tmp_path)]
-    assert len(keys) == len(set(keys)) == 6  # no job ran twice
-
-
-def test_a_changed_setting_is_not_served_a_cached_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    counter = CallCounter(separation.run_method)
-    monkeypatch.setattr(separation, "run_method", counter)
-    first = _run([*SMALL, "--cache", str(tmp_path)], capsys)
-    assert counter.calls == 4
-    _run([*SMALL, "--cache", str(tmp_path)], capsys)  # same settings: nothing runs
-    assert counter.calls == 4
-    # more iterations: every separation again; the baselines do not depend on them
-    changed = [*SMALL, "--iters", "3", "--cache", str(tmp_path)]  # the last --iters counts
-    second = _run(changed, capsys)
-    assert counter.calls == 8
-    assert len(cache_records(tmp_path)) == 10
-    assert _row(first, "Sources", "baseline (mixture)") == _row(second, "Sources", "baseline (mixture)")
-    assert _row(first, "Sources", "ours (masks)") != _row(second, "Sources", "ours (masks)")
+    assert len(jobs) == 26 and len({job.key for job in jobs}) == 22
+    twin = {job.label: job for job in jobs if job.section == "ablation" and job.pair == "traffic+sax"}
+    ours = next(
+        j for j in jobs if j.section == "world" and j.pair == "traffic+sax" and j.label == "ours (remasked)"
+    )
+    assert twin["Decoder-SDS + latent SDS, K=1"].key == ours.key
+    assert twin["Decoder-SDS, K=1"].key != ours.key
+    out = Path("/nowhere")
+    same = separation.command_line(twin["Decoder-SDS + latent SDS, K=1"], out, args).id
+    assert same == separation.command_line(ours, out, args).id
 
 
 def test_every_setting_of_a_job_is_in_its_key(tmp_path: Path) -> None:
@@ -158,30 +130,25 @@ def test_every_setting_of_a_job_is_in_its_key(tmp_path: Path) -> None:
     assert set(keys("--prior", "embedded-mel", "--weights", str(moved))).isdisjoint(a)
 
 
-def test_prior_sources_are_generated_once_across_shards_and_resumes(
+def test_prior_sources_are_generated_once_and_kept_with_the_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     counter = CallCounter(separation.generate)
     monkeypatch.setattr(separation, "generate", counter)
     argv = [*TINY, "--sources-from", "prior", "--pairs", "pipes+glass", "--parametrizations", "masks"]
-    argv += ["--methods", "ours (masks)", "--cache", str(tmp_path)]
-    _run([*argv, "--shard", "0/2"], capsys)  # the baseline: generates both sources
-    assert counter.calls == 2
-    text = _run([*argv, "--shard", "1/2"], capsys)  # "ours": reads them back
-    assert counter.calls == 2
+    argv += ["--methods", "ours (masks)", "--runs", str(tmp_path)]
+    text = _run(argv, capsys)
+    assert counter.calls == 2 and len(list((tmp_path / "mixtures").glob("source-*.npy"))) == 2
+    _run(argv, capsys)  # everything is there: nothing is generated or separated again
+    assert counter.calls == 2 and _statuses(tmp_path) == ["done"]
     assert "Incomplete" not in text and "ours (masks)" in text and "rec-only" not in text
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--cache", "c", "--shard", "2/2"], "argument --shard: expected I/N"),
-        (["--cache", "c", "--shard", "1"], "argument --shard: expected I/N"),
-        (["--cache", "c", "--shard=-1/2"], "argument --shard: expected I/N"),
-        (["--cache", "c", "--shard", "0/0"], "argument --shard: expected I/N"),
-        (["--cache", "c", "--shard", "0/2/4"], "argument --shard: expected I/N"),
-        (["--shard", "0/2"], "expected --cache DIR"),
-        (["--report-only"], "expected --cache DIR"),
+        (["--report-only"], "expected --runs DIR"),
+        (["--workers", "0"], "--workers: expected >= 1"),
         (["--pairs", "sax+traffic"], "argument --pairs: invalid choice"),
         (["--methods", "ours (latent)"], "--methods: expected labels among"),
         (["--methods", "Decoder-SDS, K=4"], "--methods: expected labels among"),  # needs --ablation
@@ -246,7 +213,7 @@ def test_esc_mixtures_are_held_out_clips_of_each_pair_with_the_class_captions(
     rms = (mix.sources.astype(float) ** 2).mean(axis=1) ** 0.5
     assert mix.sources.shape == (2, round(0.5 * separation.build("analytic").sample_rate))
     assert abs(rms[0] - rms[1]) < 1e-4
-    text = _run([*argv, "--mixtures", "1", "--esc-seconds", "0.5", "--pairs", "clock+bongo"], capsys)
+    text = separation.report(args, jobs, {}, "cmd")  # the section, before anything has run
     assert "### Held-out ESC-10 recordings (fold 5)" in text and "dog_bark+rain" in text
     assert "### Sources from the world" not in text
 
@@ -259,7 +226,7 @@ def test_esc_needs_a_sounds_folder(tmp_path: Path) -> None:
 def test_the_mel_prior_s_job_keys_follow_its_installed_weights(tmp_path: Path) -> None:
     """Without --weights the installed weights are fingerprinted: other files, another key; the same
     files elsewhere, the same key."""
-    from audiosds.bench.shards import prior_identity
+    from audiosds.bench.keys import prior_identity
     from audiosds.priors.embedded_mel import default_weights_dir
 
     installed = prior_identity("embedded-mel", None)

@@ -20,7 +20,7 @@ from audiosds.bench import prior_prompt_scores
 from audiosds.bench import synthesis_curves as synthesis
 from audiosds.cli import main as cli
 from audiosds.scorer import PromptScorer
-from benchmark_cache import report_tables
+from benchmark_helpers import report_tables
 
 
 class BandScorer(PromptScorer):

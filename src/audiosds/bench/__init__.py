@@ -4,7 +4,8 @@
 ``perf`` subpackage); the tests import these modules directly. Shared pieces:
 
 - ``report``: markdown reports (printed as they grow, written to ``--out``) and tables;
-- ``shards``: the resumable, sharded job cache of ``separation`` and ``synthesis_curves``;
+- ``keys``: job keys and the prior's identity (``separation`` and ``synthesis_curves`` run their jobs
+  with ``audiosds batch``: run folders, resume, ``--workers`` on Ray);
 - ``judge`` (world families from spectral features) and ``yamnet`` (AudioSet): judges that are
   not the prior;
 - ``sao``: random Stable Audio Open folders in the diffusers layout (tiny for tests, full-shaped

@@ -36,7 +36,7 @@ from ..spectral import magnitude, stft
 from ..tasks.enhance import DEFAULT_PROMPT, NOISE_PROMPT, enhance, enhance_config
 from ..world.real import DIGITS, VOCABULARIES, load_catalogue
 from . import log
-from .shards import overrides
+from .keys import overrides
 
 DATA_DIR = Path(__file__).resolve().parents[4] / "shared/data"  # <repo>/src/audiosds/bench/ -> <repo>/..
 NOISES = ("rain", "helicopter", "chainsaw", "fire_crackling")

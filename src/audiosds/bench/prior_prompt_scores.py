@@ -26,8 +26,8 @@ from ..priors import MODEL_FIELD, build
 from ..renderers import build as build_renderer
 from ..scorer import build_scorer
 from ..tasks.generate import GenerateConfig, generate
+from .keys import add_prior_scorer_options
 from .report import emit
-from .shards import add_prior_scorer_options
 from .synthesis_curves import PROMPTS, RENDERERS
 
 

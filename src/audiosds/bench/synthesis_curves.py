@@ -49,7 +49,7 @@ from ..batch.jobs import job_id
 from ..priors import DEFAULT_PRIOR
 from ..sds import SDSConfig
 from ..tasks.synthesize import SynthesizeConfig, synthesis_sds
-from .shards import overrides
+from .keys import overrides
 
 RENDERERS = ("fm", "impact")
 PROMPTS = (
@@ -211,7 +211,7 @@ def plot(runs: list[Run], path: Path) -> None:
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("prompt score (cosine)")
-    labelled = [ax for ax in axes[0] if ax.get_legend_handles_labels()[1]]  # a partial cache may miss one
+    labelled = [ax for ax in axes[0] if ax.get_legend_handles_labels()[1]]  # an incomplete run may miss one
     if labelled:
         labelled[-1].legend(fontsize=7, loc="best")
     fig.tight_layout()

@@ -1,10 +1,8 @@
-"""Helpers shared by the tests of the benchmarks' job cache (``audiosds.bench.shards``)."""
+"""Helpers shared by the tests of the benchmarks that run as batches (separation, synthesis curves)."""
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 
 def report_tables(text: str) -> list[str]:
@@ -14,18 +12,6 @@ def report_tables(text: str) -> list[str]:
         for line in text.splitlines()
         if not line.startswith(("Job time:", "Total time:"))
     ]
-
-
-def cache_records(folder: Path) -> list[dict]:
-    """Every complete record line in the cache, duplicates included; torn lines are left out."""
-    out = []
-    for path in sorted(Path(folder).glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return out
 
 
 class CallCounter:
