@@ -42,6 +42,11 @@ def previous_wall_times(out_dir: Path) -> dict[str, str]:
         return {row["job"]: row.get("wall_s", "") for row in csv.DictReader(f) if row.get("job")}
 
 
+def wall_times(out_dir: Path) -> dict[str, float]:
+    """job id -> wall time in seconds from DIR/summary.csv (NaN where it has none)."""
+    return {job: float(wall or "nan") for job, wall in previous_wall_times(out_dir).items()}
+
+
 def write_summary(out_dir: Path, outcomes: Sequence[Outcome], earlier: dict[str, str]) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

@@ -32,7 +32,6 @@ Prints markdown (timings included) and writes it to ``--out``; a progress bar go
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import functools
 import hashlib
@@ -54,6 +53,7 @@ from ..audio import load_audio, resample, save_wav
 from ..batch import BatchConfig, run_batch
 from ..batch import Job as BatchJob
 from ..batch.jobs import job_id
+from ..batch.report import wall_times
 from ..metrics import sdr, si_sdr
 from ..priors import DEFAULT_PRIOR, MODEL_FIELD, Prior, build, prior_defaults
 from ..sds import SDSConfig
@@ -334,15 +334,6 @@ def record_of(job: Job, out: Path, args: argparse.Namespace, walls: dict[str, fl
     rec = float(sdr(read("mixture_reconstruction.wav"), truth.sum(axis=0), filter_length=SDR_FILTER))
     wall = walls.get(run.id, float("nan"))
     return {"si_sdr": si.tolist(), "sdr": sd.tolist(), "rec_sdr": rec, "wall_s": wall, **common}
-
-
-def _wall_times(out: Path) -> dict[str, float]:
-    """Run folder -> wall time, from the batch's summary.csv."""
-    path = out / "summary.csv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        return {row["job"]: float(row["wall_s"] or "nan") for row in csv.DictReader(f)}
 
 
 def separate_config(args: argparse.Namespace, parametrization: str) -> SeparateConfig:
@@ -665,7 +656,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         out = args.runs if args.runs is not None else Path(scratch)
         if not args.report_only:
             run_separations(args, jobs, out)
-        walls = _wall_times(out)
+        walls = wall_times(out)
         records = {job.key: r for job in jobs if (r := record_of(job, out, args, walls)) is not None}
     text = report(args, jobs, records, cmd)
     if not args.report_only:

@@ -28,7 +28,6 @@ Prints markdown (timings included) and writes it to ``--out``; a progress bar go
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -46,6 +45,7 @@ from .. import runfolder
 from ..batch import BatchConfig, run_batch
 from ..batch import Job as BatchJob
 from ..batch.jobs import job_id
+from ..batch.report import wall_times
 from ..priors import DEFAULT_PRIOR
 from ..sds import SDSConfig
 from ..tasks.synthesize import SynthesizeConfig, synthesis_sds
@@ -182,11 +182,7 @@ def run_of(job: BatchJob, folder: Path, wall_s: float) -> Run | None:
 
 def runs_of(jobs: Sequence[BatchJob], out: Path) -> list[Run]:
     """The finished runs in job order, with each one's wall time from the batch's summary.csv."""
-    walls = {}
-    summary = out / "summary.csv"
-    if summary.is_file():
-        with open(summary, newline="") as f:
-            walls = {row["job"]: float(row["wall_s"] or "nan") for row in csv.DictReader(f)}
+    walls = wall_times(out)
     runs = [run_of(job, out / job.id, walls.get(job.id, math.nan)) for job in jobs]
     return [r for r in runs if r is not None]
 
