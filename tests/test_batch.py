@@ -331,3 +331,8 @@ def test_a_mixture_job_reads_its_input_relative_to_the_jobs_file(tmp_path):
         "source_2.wav",
     ]
     assert outcome.score is not None
+    with open(tmp_path / "out" / jobs[0].id / "history.csv", newline="") as f:  # each source's last score
+        rows = list(csv.reader(f))
+    columns = [i for i, h in enumerate(rows[0]) if h.startswith("score_")]
+    last = [next(float(r[i]) for r in reversed(rows[1:]) if r[i]) for i in columns]
+    assert len(last) == 2 and outcome.score == pytest.approx(sum(last) / 2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,19 @@ MAIN_OUTPUT = {  # command -> the file a finished run always has (written last, 
 }
 RESUMABLE = ("fm", "impact", "separate")  # the commands that take --resume DIR
 SPECTROGRAMS = ("spectrogram.png", "spectrograms.png", "generated.png")
+
+
+def slug(text: str) -> str:
+    """A prompt as a run folder's name part: lower-case words joined by '-', at most 32 characters."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:32]
+
+
+def error_line(output: str) -> str | None:
+    """The CLI's one-line error in what a command printed, without its ``audiosds: error:`` prefix."""
+    for line in reversed(output.replace("\r", "\n").splitlines()):
+        if line.startswith("audiosds: error:"):
+            return line.removeprefix("audiosds: error:").strip()
+    return None
 
 
 def has_checkpoint(folder: Path) -> bool:

@@ -25,7 +25,6 @@ import argparse
 import hashlib
 import itertools
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 import yaml
 
 from ..options import UsageError, build_parser, options
-from ..runfolder import GENERATED
+from ..runfolder import GENERATED, slug
 
 INPUTS = ("mixture", "dry", "noisy")  # the positional input of separate / suggest, reverb, enhance
 BATCH_COMMANDS = ("fm", "impact", "separate", "generate", "reverb", "enhance")
@@ -171,8 +170,7 @@ def job_id(command: str, opts: dict[str, Any], config: dict | None) -> str:
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
     prompt = opts.get("prompt")
     words = " ".join(map(str, prompt)) if isinstance(prompt, list) else str(prompt or "")
-    slug = re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")[:32]
-    return "-".join(part for part in (command, slug, digest) if part)
+    return "-".join(part for part in (command, slug(words), digest) if part)
 
 
 def _grid(grid: Any, where: str) -> Iterator[dict[str, Any]]:

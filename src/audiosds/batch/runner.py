@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from .. import runfolder
+from ..runfolder import error_line
 from .jobs import Job
 
 STATE = ".batch"  # DIR/.batch: each job's log, --config file and worker pid
@@ -57,16 +58,13 @@ def _die_with_parent() -> None:  # pragma: no cover (runs in the child, before e
 
 
 def _error_line(log: Path) -> str | None:
-    """The CLI's one-line error in a job's log, without its prefix."""
+    """The CLI's one-line error in a job's log, else its last line."""
     try:
-        lines = log.read_text(errors="replace").replace("\r", "\n").splitlines()
+        text = log.read_text(errors="replace")
     except OSError:
         return None
-    for line in reversed(lines):
-        if line.startswith("audiosds: error:"):
-            return line.removeprefix("audiosds: error:").strip()
-    tail = [line for line in lines if line.strip()]
-    return tail[-1].strip() if tail else None
+    tail = [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return error_line(text) or (tail[-1].strip() if tail else None)
 
 
 def finished(

@@ -9,14 +9,13 @@ back from the run as its one-line error.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..options import UsageError, build_parser
-from ..runfolder import GENERATED
+from ..runfolder import GENERATED, slug
 
 SYNTHESIS = ("fm", "impact")
 TASKS = (*SYNTHESIS, "separate", "generate")
@@ -80,13 +79,9 @@ def _text(form: dict[str, Any], key: str) -> str:
     return str(value).strip()
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:32] or "run"
-
-
 def new_folder(runs: Path, task: str, label: str) -> Path:
     """A fresh run folder name under ``runs``: time, task and prompt, e.g. 20261207-031500-fm-a-bell."""
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{task}-{_slug(label)}"
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{task}-{slug(label) or 'run'}"
     folder, n = runs / stem, 1
     while folder.exists():
         n += 1

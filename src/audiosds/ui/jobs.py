@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..runfolder import error_line
+
 FINISHED = ("completed", "stopped", "failed", "cancelled")
 STOP_GRACE_S = 30.0  # a stopping run writes its outputs and checkpoint first; then it is killed
 
@@ -207,7 +209,7 @@ class JobQueue:
                 job.returncode, job.ended = returncode, time.time()
                 job.status = _status(job)
                 if job.status == "failed":
-                    job.error = _error_line(job.messages()) or f"exited with status {returncode}"
+                    job.error = error_line("\n".join(job.messages())) or f"exited with status {returncode}"
                     _remove_if_empty(job.folder)  # a refused run leaves no trace, as in the shell
 
 
@@ -227,14 +229,6 @@ def _status(job: Job) -> str:
     if job.cancel_requested is not None:  # the CLI's clean stop, or an interrupt before it was set up
         return "stopped" if job.resumable and (job.folder / "config.yaml").is_file() else "cancelled"
     return "failed"
-
-
-def _error_line(messages: list[str]) -> str | None:
-    """The CLI's one-line error, without its ``audiosds: error:`` prefix."""
-    for line in reversed(messages):
-        if line.startswith("audiosds: error:"):
-            return line.removeprefix("audiosds: error:").strip()
-    return None
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -200,8 +200,7 @@ class App:
             stdin=subprocess.DEVNULL,
         )
         if done.returncode != 0:
-            lines = [ln for ln in done.stderr.splitlines() if ln.startswith("audiosds: error:")]
-            raise FormError(lines[-1].removeprefix("audiosds: error:").strip() if lines else "suggest failed")
+            raise FormError(runfolder.error_line(done.stderr) or "suggest failed")
         return json.loads(done.stdout)
 
     # -- run folders ----------------------------------------------------------------------
