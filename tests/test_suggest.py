@@ -102,17 +102,17 @@ def _two_family_mixture(path, seconds=2.0):
 
 
 def test_cli_prints_the_ranking(tmp_path, capsys, suggester):
-    clip = render_clip("siren", 2, 2.0, 16000, split="heldout")
+    clip = render_clip("siren", 2, 4.0, 16000, split="heldout")
     path = tmp_path / "siren.wav"
     sf.write(str(path), clip.audio, 16000)
     code = main(["suggest", str(path), "--top", "2"])
     out = capsys.readouterr().out
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("overall (2.00 s")
+    assert lines[0].startswith("overall (4.00 s")
     assert "[siren]" in lines[1] and lines[1].strip().startswith("1.")
-    assert lines[3] == "per window (0.5 s):"
-    assert len(lines) == 4 + 7  # 2 s in 0.5 s windows every 0.25 s
+    assert lines[3] == "per window (2 s):"
+    assert len(lines) == 4 + 3  # 4 s in 2 s windows every 1 s
     assert all(line.count("|") == 1 for line in lines[4:])  # two suggestions per window
 
 

@@ -642,9 +642,9 @@ SUBCOMMANDS = {  # name -> (one-line help, description)
     ),
     "suggest": (
         "suggest prompts for what is audible in a recording",
-        "Rank the prompts the shipped scorer knows (the procedural world's families and the real "
-        "recordings' classes) by how well they match a recording, overall and per window, and print "
-        "them with their scores (cosine similarity, -1 to 1). Nothing is written. "
+        "Rank the sounds the shipped suggestion model knows (the procedural world's families and the "
+        "real recordings' classes) by how well they match a recording, overall and per window, and "
+        "print their prompts with their scores (cosine similarity, -1 to 1). Nothing is written. "
         "'audiosds separate MIX --prompt auto:N' separates with the top N.",
     ),
     "batch": (

@@ -134,6 +134,11 @@ def default_weights_dir() -> Path:
     return Path(__file__).resolve().parent / "weights" / "scorer"
 
 
+def suggest_weights_dir() -> Path:
+    """``audiosds/weights/suggest``: the same network, trained to tag mixtures (``audiosds suggest``)."""
+    return Path(__file__).resolve().parent / "weights" / "suggest"
+
+
 class EmbeddedScorer(PromptScorer):
     """The CLAP-like scorer trained on the procedural sound world (16 kHz, 256-d space).
 
@@ -353,4 +358,5 @@ __all__ = [
     "build_scorer",
     "default_weights_dir",
     "load_scorer_net",
+    "suggest_weights_dir",
 ]

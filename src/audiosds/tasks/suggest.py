@@ -1,20 +1,21 @@
-"""Prompt suggestion: what is audible in a recording, as prompts ranked by the shipped scorer.
+"""Prompt suggestion: what is audible in a recording, as prompts ranked by the suggestion model.
 
 The Audio-SDS paper leaves "automated prompt suggestion for mixtures" to future work: a user who
 wants to separate a recording must first name what is in it. Here every class the embedded-mel prior
 learned (the world's 31 families and the real recordings' classes, :mod:`audiosds.world.captions`
-and :mod:`audiosds.world.real`) is a candidate, and a prompt scorer (CLAP-style, ``scorer.py``)
-ranks them:
+and :mod:`audiosds.world.real`) is a candidate, and a CLAP-style dual encoder ranks them: by default
+the shipped suggestion model, the prompt scorer's network fine-tuned to say which classes a mixture
+holds (``training/train_suggest.py``); any :class:`~audiosds.scorer.PromptScorer` can stand in.
 
 1. each class's text embedding is the normalised mean of the embeddings of all its names and
    fixed captions (CLIP's prompt ensembling: one phrasing's quirks average out);
-2. the recording is cut into windows of ``window_seconds`` (the length the scorer validated on),
-   each scored against every class (cosine similarity);
+2. the recording is cut into windows of ``window_seconds``, each scored against every class
+   (cosine similarity);
 3. a class's overall score is its highest window score: a sound heard in one window only is
    still suggested.
 
 Classes the world and the real recordings share (rain, kick, snare, and the aliases in
-``SAME_AS``) are one candidate. Nothing is downloaded: the scorer and MiniLM ship with the package.
+``SAME_AS``) are one candidate. Nothing is downloaded: the model and MiniLM ship with the package.
 """
 
 from __future__ import annotations
@@ -28,49 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import is_int, is_number
-from ..scorer import PromptScorer, build_scorer
-from ..world.captions import VOCABULARIES as WORLD_VOCABULARIES
-from ..world.captions import Vocabulary
-from ..world.real import DIGITS
-from ..world.real import VOCABULARIES as REAL_VOCABULARIES
+from ..scorer import PromptScorer, build_scorer, suggest_weights_dir
+from ..world.classes import SAME_AS, Candidate, candidates
 
-# real class -> the world family it names the same sound as (one candidate for both)
-SAME_AS = {"fire_crackling": "fire", "sea_waves": "waves", "clock_tick": "clock"}
 AUTO = "auto"  # ``separate --prompt auto[:N]``
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A class a prompt can name.
-
-    Attributes:
-        name: the world family or real class ("rain", "dog_bark", ...).
-        prompt: the caption printed and used for separation (the class's first fixed caption).
-        phrasings: every caption whose embeddings are averaged into the class's.
-    """
-
-    name: str
-    prompt: str
-    phrasings: tuple[str, ...]
-
-
-def _phrasings(vocab: Vocabulary) -> list[str]:
-    """Names and fixed captions of a vocabulary; ``{digit}`` is filled with every digit word."""
-    texts = [p.text for p in (*vocab.fixed, *vocab.names)]
-    return [t.format(digit=d) for t in texts for d in (DIGITS if "{digit}" in t else ("",))]
-
-
-def candidates() -> list[Candidate]:
-    """Every class of the world and of the real recordings, world families first."""
-    vocabularies: dict[str, list[Vocabulary]] = {name: [v] for name, v in WORLD_VOCABULARIES.items()}
-    for name, vocab in REAL_VOCABULARIES.items():
-        vocabularies.setdefault(SAME_AS.get(name, name), []).append(vocab)
-    out = []
-    for name, vocabs in vocabularies.items():
-        texts = list(dict.fromkeys(t for v in vocabs for t in _phrasings(v)))
-        first = vocabs[0].fixed[0] if vocabs[0].fixed else vocabs[0].names[0]
-        out.append(Candidate(name, first.text.format(digit=DIGITS[1]), tuple(texts)))
-    return out
 
 
 @dataclass(frozen=True)
@@ -78,11 +40,10 @@ class SuggestConfig:
     """Settings for :func:`suggest`."""
 
     top: int = 3  # suggestions reported, overall and per window
-    # short windows: the scorer learned single sounds, and a mixture's short windows are often
-    # dominated by one of its sources. Both classes in the top 3 (benchmarks/suggest.py --window W,
-    # seed 0, 30 world + 30 ESC-10 pairs): 2 s windows 11 of 60, 1 s 10, 0.5 s 12 (RESULTS.md,
-    # "Prompt suggestion")
-    window_seconds: float = 0.5
+    # The suggestion model learned mixtures cropped to 0.5-4 s. Both classes in the top 3
+    # (benchmarks/suggest.py --window W, seed 0, 30 world + 30 ESC-10 pairs): 0.5 s windows 40 of
+    # 60, 1 s 42, 2 s 45, 4 s 43 (RESULTS.md, "Prompt suggestion")
+    window_seconds: float = 2.0
     hop_seconds: float | None = None  # between window starts; None: half a window
 
     @property
@@ -150,18 +111,24 @@ def _top(scores: Tensor, classes: Sequence[Candidate], k: int) -> list[Suggestio
     ]
 
 
+def suggestion_scorer() -> PromptScorer:
+    """The shipped suggestion model: the prompt scorer's network fine-tuned to say which classes a
+    mixture holds (``training/train_suggest.py``; ``weights/suggest``)."""
+    return build_scorer("embedded", weights_dir=str(suggest_weights_dir()))
+
+
 class Suggester:
     """Ranks :func:`candidates` against recordings; the class text embeddings are computed once.
 
     Args:
-        scorer: any PromptScorer (default: the shipped embedded scorer).
+        scorer: any PromptScorer (default: :func:`suggestion_scorer`).
         classes: the candidates (default: :func:`candidates`).
     """
 
     def __init__(
         self, scorer: PromptScorer | None = None, classes: Sequence[Candidate] | None = None
     ) -> None:
-        self.scorer = scorer if scorer is not None else build_scorer("embedded")
+        self.scorer = scorer if scorer is not None else suggestion_scorer()
         self.classes = list(classes) if classes is not None else candidates()
         if not self.classes:
             raise ValueError("Suggester classes: expected at least one candidate, got none")
@@ -231,7 +198,7 @@ def suggest(
         audio: (N,) mono or (C, N) channel-first.
         sample_rate: of ``audio``, in Hz.
         config: windows and how many suggestions.
-        scorer: any PromptScorer (default: the shipped embedded scorer).
+        scorer: any PromptScorer (default: :func:`suggestion_scorer`).
     """
     return Suggester(scorer)(audio, sample_rate, config)
 
@@ -269,4 +236,5 @@ __all__ = [
     "candidates",
     "parse_auto",
     "suggest",
+    "suggestion_scorer",
 ]
