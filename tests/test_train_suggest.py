@@ -166,3 +166,16 @@ def test_augmentations_tilt_the_spectrum_and_move_the_pitch():
     assert plain[0].shape == augmented[0].shape and not np.allclose(plain[0], augmented[0])
     with pytest.raises(ValueError, match="speed"):
         SuggestTrainConfig(speed=(1.2, 1.1))
+
+
+def test_recorded_only_rows_draw_recordings_of_recorded_classes():
+    cache = _tone_cache()
+    cache.pool[cache.pool == 1] = 0  # class c0 has world clips only
+    cfg = SuggestTrainConfig(clip_seconds=1.0, crop_seconds=(0.5, 1.0), real_rows=1.0)
+    _, labels = draw_mixtures(cache, cfg, np.random.default_rng(5), 200, RATE // 2)
+    assert labels[:, 0].sum() == 0 and labels[:, 1:].sum(axis=0).min() > 0
+    half = SuggestTrainConfig(clip_seconds=1.0, crop_seconds=(0.5, 1.0), real_rows=0.5)
+    _, labels = draw_mixtures(cache, half, np.random.default_rng(5), 200, RATE // 2)
+    assert labels[:, 0].sum() > 0
+    with pytest.raises(ValueError, match="real_rows"):
+        SuggestTrainConfig(real_rows=2.0)

@@ -41,8 +41,8 @@ class SuggestConfig:
 
     top: int = 3  # suggestions reported, overall and per window
     # The suggestion model learned mixtures cropped to 0.5-4 s. Both classes in the top 3
-    # (benchmarks/suggest.py --window W, seed 0, 30 world + 30 ESC-10 pairs): 0.5 s windows 40 of
-    # 60, 1 s 42, 2 s 45, 4 s 43 (RESULTS.md, "Prompt suggestion")
+    # (benchmarks/suggest.py --window W, 30 world + 30 ESC-10 pairs), --seed 1: 1 s windows 41 of
+    # 60, 2 s 45, 4 s 45; --seed 0: 0.5 s 40, 1 s 46, 2 s 46, 4 s 49 (RESULTS.md, "Prompt suggestion")
     window_seconds: float = 2.0
     hop_seconds: float | None = None  # between window starts; None: half a window
 

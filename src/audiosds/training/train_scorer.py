@@ -48,6 +48,7 @@ from audiosds.training.run import (
     cosine_lr,
     export_weights,
     load_checkpoint,
+    open_run,
     parameter_count,
     save_checkpoint,
     step_seed,
@@ -345,11 +346,7 @@ def train(
 ) -> Path:
     """Run (or resume) training in ``out``; returns the exported weights file."""
     torch.set_num_threads(1)
-    out.mkdir(parents=True, exist_ok=True)
-    log = RunLog(out)
-    state = load_checkpoint(out)
-    if state is not None and not resume:
-        raise ValueError(f"{out} already holds a checkpoint: pass --resume or choose another --out")
+    log, state = open_run(out, resume)
     if state is not None:
         cfg = TrainConfig(**state["train_config"])
         model_cfg = ScorerConfig(**state["model_config"])

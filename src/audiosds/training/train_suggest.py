@@ -1,7 +1,8 @@
 """Train the prompt-suggestion model: the scorer's dual encoder, taught which classes a mixture holds.
 
-    python -m audiosds.training.train_suggest --data DATA --out DIR [--seed 0] [--steps 3000] [--resume]
-    python -m audiosds.training.train_suggest --data DATA --out DIR --export PKG_DIR
+    python -m audiosds.training.train_suggest --data DATA --out DIR [--seed 0] [--steps 6000]
+        [--init WEIGHTS_DIR] [--set KEY=VALUE ...] [--resume]
+    python -m audiosds.training.train_suggest --out DIR --export PKG_DIR
 
 The shipped prompt scorer (``train_scorer.py``) learned single world sounds against single captions;
 asked what a two-sound mixture of real recordings holds, it ranks both true classes in its top 3 for
@@ -15,11 +16,13 @@ recordings' classes), so this trainer:
    frozen MiniLM embeddings;
 2. draws each row of a batch as a mixture of 1-3 sources of distinct classes (class-uniform; a class
    the world and the recordings share draws from either), one crop length per step, each source's
-   level drawn around equal RMS, one-shots placed at a random offset;
+   level drawn around equal RMS, one-shots placed at a random offset; a share ``real_rows`` of the
+   mixtures is made of recordings only;
 3. scores every row against every class (each class's text is one random caption of it this step)
    and minimises the binary cross-entropy of ``scale * cosine + bias`` against the row's classes (a
    sigmoid loss, as SigLIP's: each class is present or not, independently of the others);
-4. starts from the shipped scorer's weights (``--init``), so the audio and text branches begin aligned;
+4. starts from the shipped scorer's weights (or ``--init``: the shipped model's second stage starts
+   from the first stage's export), so the audio and text branches begin aligned;
 5. every draw is a pure function of (seed, step): a resumed run replays the same batches;
 6. exports ``DIR/export/scorer.safetensors`` + ``scorer.json`` + ``training.json`` (the EMA weights,
    float16), the files :class:`audiosds.scorer.EmbeddedScorer` loads (``weights_dir``). The bias
@@ -53,6 +56,7 @@ from audiosds.training.run import (
     cosine_lr,
     export_weights,
     load_checkpoint,
+    open_run,
     parameter_count,
     save_checkpoint,
     step_seed,
@@ -78,6 +82,8 @@ class SuggestTrainConfig:
     level_db: float = 8.0  # each source's level: uniform +-level_db around equal RMS
     gain_db: tuple[float, float] = (-30.0, 6.0)  # the mixture's level
     real_share: float = 0.5  # a class both the world and the recordings have draws a recording this often
+    real_rows: float = 0.0  # share of mixtures made of recordings only (what users' mixtures are)
+    real_rows: float = 0.0  # share of mixtures made of recordings only (what users' mixtures are)
     # Augmentations (off by default: a run without them draws exactly what it drew before they
     # existed): each source played at a speed log-uniform in ``speed`` (pitch and tempo together),
     # each mixture's spectrum tilted by up to +-tilt_db across 125 Hz-8 kHz (:func:`tilt`)
@@ -102,6 +108,10 @@ class SuggestTrainConfig:
         if abs(sum(self.sources) - 1.0) > 1e-6 or any(p < 0 for p in self.sources):
             raise ValueError(
                 f"SuggestTrainConfig.sources: expected probabilities summing to 1, got {self.sources}"
+            )
+        if not 0.0 <= self.real_rows <= 1.0:
+            raise ValueError(
+                f"SuggestTrainConfig.real_rows: expected a share in [0, 1], got {self.real_rows}"
             )
         if not 0.5 <= self.speed[0] <= self.speed[1] <= 2.0:
             raise ValueError(f"SuggestTrainConfig.speed: expected 0.5 <= lo <= hi <= 2, got {self.speed}")
@@ -284,13 +294,19 @@ def draw_mixtures(
     k = len(cache.classes)
     by_pool = {int(p): np.flatnonzero(cache.pool == p) for p in np.unique(cache.pool)}
     drawable = np.unique(cache.pool // 2)  # classes with at least one clip (all of them in a real run)
+    recorded = np.unique(cache.pool[cache.pool % 2 == 1] // 2)  # classes with recordings
     audio = np.zeros((count, crop), dtype=np.float32)
     labels = np.zeros((count, k), dtype=np.float32)
     for row in range(count):
-        n_src = min(len(drawable), 1 + int(rng.choice(len(cfg.sources), p=cfg.sources)))
-        for cls in rng.choice(drawable, size=n_src, replace=False):
+        # drawn only when asked for: a config without recorded-only rows replays its old draws
+        real_row = cfg.real_rows > 0 and len(recorded) > 0 and rng.random() < cfg.real_rows
+        classes = recorded if real_row else drawable
+        n_src = min(len(classes), 1 + int(rng.choice(len(cfg.sources), p=cfg.sources)))
+        for cls in rng.choice(classes, size=n_src, replace=False):
             pools = [p for p in (2 * cls, 2 * cls + 1) if p in by_pool]
-            if len(pools) == 2:
+            if real_row:
+                pool = 2 * cls + 1
+            elif len(pools) == 2:
                 pool = pools[1] if rng.random() < cfg.real_share else pools[0]
             else:
                 pool = pools[0]
@@ -359,12 +375,15 @@ def validate(model: ScorerNet, cache: SuggestCache, audio: np.ndarray, labels: n
     return float(np.mean(hits))
 
 
-def _init_name(init: str) -> str:
-    """Where training started, without this machine's paths when it was the shipped scorer."""
+def _init_name(init: str) -> object:
+    """Where training started, without this machine's paths: the shipped scorer by name, an earlier
+    export of this trainer by its own training.json (so a two-stage recipe reads in full)."""
     from audiosds.scorer import default_weights_dir
 
-    shipped = Path(init).resolve() == default_weights_dir().resolve()
-    return "the shipped prompt scorer (audiosds/weights/scorer)" if shipped else init
+    if Path(init).resolve() == default_weights_dir().resolve():
+        return "the shipped prompt scorer (audiosds/weights/scorer)"
+    info = Path(init) / "training.json"
+    return json.loads(info.read_text()) if info.is_file() else init
 
 
 def export(state: dict[str, object], directory: Path) -> Path:
@@ -403,11 +422,7 @@ def train(
     from audiosds.scorer import load_scorer_net
 
     torch.set_num_threads(1)
-    out.mkdir(parents=True, exist_ok=True)
-    log = RunLog(out)
-    state = load_checkpoint(out)
-    if state is not None and not resume:
-        raise ValueError(f"{out} already holds a checkpoint: pass --resume or choose another --out")
+    log, state = open_run(out, resume)
     if state is not None:
         cfg = SuggestTrainConfig(**state["train_config"])
         steps = int(state["total_steps"])
