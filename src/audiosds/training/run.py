@@ -368,11 +368,48 @@ def add_override_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_export_argument(parser: argparse.ArgumentParser) -> None:
+    """``--export PKG_DIR`` on a training script's parser: write a run's weights and exit."""
+    parser.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        metavar="PKG_DIR",
+        help="write the checkpoint's weights to PKG_DIR and exit (no training)",
+    )
+
+
+def export_checkpoint(
+    out: Path, directory: Path, export: Callable[[dict[str, object], Path], Path], script: str
+) -> None:
+    """``--export``: write the weights of ``out``'s checkpoint into ``directory`` with ``export``.
+
+    Raises:
+        SystemExit: ``out`` holds no checkpoint (one line, naming ``script``).
+    """
+    state = load_checkpoint(out)
+    if state is None:
+        raise SystemExit(f"{script}: no checkpoint in {out}")
+    path = export(state, directory)
+    print(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+def finish_run(
+    out: Path, state: dict[str, object], export: Callable[[dict[str, object], Path], Path], log: RunLog
+) -> Path:
+    """The end of a run: its last checkpoint, its export in ``out/export``, one log line."""
+    save_checkpoint(out, state)
+    path = export(state, Path(out) / EXPORT_DIR)
+    log(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return path
+
+
 def _sections(node: dict[str, object]) -> list[str]:
     return sorted(k for k, v in node.items() if isinstance(v, dict))
 
 
 __all__ = [
+    "add_export_argument",
     "add_override_argument",
     "apply_overrides",
     "CHECKPOINT",
@@ -384,7 +421,9 @@ __all__ = [
     "Trainer",
     "batched",
     "cosine_lr",
+    "export_checkpoint",
     "export_weights",
+    "finish_run",
     "load_checkpoint",
     "open_run",
     "write_config",

@@ -42,12 +42,13 @@ from audiosds.models.scorer import ScorerConfig, ScorerNet, contrastive_loss
 from audiosds.models.text import TextEncoder
 from audiosds.training.run import (
     EMA,
-    EXPORT_DIR,
     Budget,
     RunLog,
+    add_export_argument,
     cosine_lr,
+    export_checkpoint,
     export_weights,
-    load_checkpoint,
+    finish_run,
     open_run,
     parameter_count,
     save_checkpoint,
@@ -427,11 +428,7 @@ def train(
     if step % cfg.eval_every != 0 and step != total:
         val_top1 = validate(ema.model, cache)
         log(f"step {step}: validation top-1 {val_top1:.3f}")
-    final = snapshot()
-    save_checkpoint(out, final)
-    path = export(final, out / EXPORT_DIR)
-    log(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB)")
-    return path
+    return finish_run(out, snapshot(), export, log)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -450,20 +447,10 @@ def main(argv: list[str] | None = None) -> None:
         default=TrainConfig.noise_prob,
         help="share of rows given a white-noise floor (default 0: the shipped scorer's recipe)",
     )
-    parser.add_argument(
-        "--export",
-        type=Path,
-        default=None,
-        metavar="PKG_DIR",
-        help="write the checkpoint's weights to PKG_DIR and exit (no training)",
-    )
+    add_export_argument(parser)
     args = parser.parse_args(argv)
     if args.export is not None:
-        state = load_checkpoint(args.out)
-        if state is None:
-            raise SystemExit(f"train_scorer: no checkpoint in {args.out}")
-        path = export(state, args.export)
-        print(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        export_checkpoint(args.out, args.export, export, "train_scorer")
         return
     try:
         cfg = TrainConfig(seed=args.seed, noise_prob=args.noise_prob)

@@ -49,13 +49,14 @@ from audiosds.models.scorer import ScorerNet
 from audiosds.models.text import TextEncoder
 from audiosds.training.run import (
     EMA,
-    EXPORT_DIR,
     RunLog,
+    add_export_argument,
     add_override_argument,
     apply_overrides,
     cosine_lr,
+    export_checkpoint,
     export_weights,
-    load_checkpoint,
+    finish_run,
     open_run,
     parameter_count,
     save_checkpoint,
@@ -515,11 +516,7 @@ def train(
             )
         if step % cfg.checkpoint_every == 0:
             save_checkpoint(out, snapshot())
-    final = snapshot()
-    save_checkpoint(out, final)
-    path = export(final, out / EXPORT_DIR)
-    log(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB)")
-    return path
+    return finish_run(out, snapshot(), export, log)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -535,21 +532,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--init", type=Path, default=None, help="scorer weights to start from (default: the shipped scorer)"
     )
-    parser.add_argument(
-        "--export",
-        type=Path,
-        default=None,
-        metavar="PKG_DIR",
-        help="write the checkpoint's weights to PKG_DIR and exit (no training)",
-    )
+    add_export_argument(parser)
     add_override_argument(parser)
     args = parser.parse_args(argv)
     if args.export is not None:
-        state = load_checkpoint(args.out)
-        if state is None:
-            raise SystemExit(f"train_suggest: no checkpoint in {args.out}")
-        path = export(state, args.export)
-        print(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        export_checkpoint(args.out, args.export, export, "train_suggest")
         return
     if args.data is None:
         parser.error("--data: expected the real-sound folder")
