@@ -270,6 +270,7 @@ def test_sigint_checkpoints_and_resume_gives_the_uninterrupted_bytes(tmp_path):
     import signal
     import time
 
+    iters = 60  # the signal lands at the first checkpoint (iteration 5), well before the end
     argv = [
         sys.executable,
         "-m",
@@ -280,7 +281,7 @@ def test_sigint_checkpoints_and_resume_gives_the_uninterrupted_bytes(tmp_path):
         "--seconds",
         "0.1",
         "--iters",
-        "150",  # on the default prior each run takes seconds: long enough to be interrupted mid-way
+        str(iters),
         "--checkpoint-every",
         "5",
         "--seed",
@@ -305,7 +306,7 @@ def test_sigint_checkpoints_and_resume_gives_the_uninterrupted_bytes(tmp_path):
     assert f"--resume {part}" in lines[0]
     assert (part / "audio.wav").exists() and (part / "history.csv").exists()
     done = len((part / "history.csv").read_text().splitlines()) - 1
-    assert 0 < done < 150
+    assert 0 < done < iters
 
     resumed = subprocess.run(
         [sys.executable, "-m", "audiosds", "fm", "--resume", str(part), "--quiet"],

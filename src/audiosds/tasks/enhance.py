@@ -26,8 +26,9 @@ from .suggest import AUTO, SuggestConfig, Suggester
 DEFAULT_PROMPT = "a man speaking"  # the spoken-digit vocabulary's own fixed caption
 # the catch-all's prompt: "auto" names it after the loudest other thing the scorer hears
 # (:func:`suggest_noise`). Mean SI-SDR gain over the input on 8 speech + ESC-10 noise mixtures
-# (benchmarks/enhance.py --mixtures 8, seed 0): "auto" +1.24 dB, "noise" -1.44, "background noise"
-# -1.78, the noise class's own caption -5.26 (RESULTS.md, "Speech enhancement")
+# (benchmarks/enhance.py --mixtures 8, seed 0, on the 1-D mel prior that preceded the shipped one):
+# "auto" +1.24 dB, "noise" -1.44, "background noise" -1.78, the noise class's own caption -5.26
+# (RESULTS.md, "Speech enhancement")
 NOISE_PROMPT = AUTO
 
 
@@ -39,8 +40,9 @@ def suggest_noise(
 
     The ranking is the prompt scorer's (``scorer``, default the shipped one), not the suggestion
     model's: the suggestion model names the real noise more often, and a catch-all named after the
-    real noise claims the speech too (benchmarks/enhance.py --mixtures 24, seed 0: -6.42 dB SI-SDR
-    gain with the suggestion model's names, -1.46 with the scorer's; RESULTS.md, "Speech enhancement").
+    real noise claims the speech too (benchmarks/enhance.py --mixtures 24, seed 0, on the 1-D mel prior
+    that preceded the shipped one: -6.42 dB SI-SDR gain with the suggestion model's names, -1.46 with the
+    scorer's; RESULTS.md, "Speech enhancement").
     """
     suggester = Suggester(scorer if scorer is not None else build_scorer("embedded"))
     keep = suggester.closest_class(prompt)
