@@ -288,3 +288,29 @@ def test_audiosds_ui_serves_loopback_with_no_set_up_and_stops_on_ctrl_c(tmp_path
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
     assert "stopping" in process.stderr.read()
+
+
+def test_ctrl_c_stops_the_ui_even_when_a_script_started_it_with_sigint_ignored(tmp_path):
+    # a shell script's `audiosds ui &` starts it with SIGINT ignored, which exec keeps
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    launch = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'audiosds', *sys.argv[1:]])"
+    )
+    runs = tmp_path / "runs"
+    argv = ["ui", "--port", "0", "--runs", str(runs), "--prior", "analytic"]
+    process = subprocess.Popen([sys.executable, "-c", launch, *argv], stderr=subprocess.PIPE, text=True)
+    try:
+        assert re.search(r"http://127\.0\.0\.1:(\d+)/", process.stderr.readline())
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert code == 0 and "stopping" in process.stderr.read()

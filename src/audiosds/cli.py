@@ -45,6 +45,7 @@ from .options import (
     layered_config,
     schema,
 )
+from .ui.jobs import heed_sigint
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -1072,6 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 runtime failure, 2 usage error)."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    heed_sigint()  # Ctrl-C / SIGINT stops a run cleanly even when a script started it in the background
     # model-loading progress bars and notices from the Hugging Face libraries would bury ours
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
