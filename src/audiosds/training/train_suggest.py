@@ -84,7 +84,6 @@ class SuggestTrainConfig:
     gain_db: tuple[float, float] = (-30.0, 6.0)  # the mixture's level
     real_share: float = 0.5  # a class both the world and the recordings have draws a recording this often
     real_rows: float = 0.0  # share of mixtures made of recordings only (what users' mixtures are)
-    real_rows: float = 0.0  # share of mixtures made of recordings only (what users' mixtures are)
     # Augmentations (off by default: a run without them draws exactly what it drew before they
     # existed): each source played at a speed log-uniform in ``speed`` (pitch and tempo together),
     # each mixture's spectrum tilted by up to +-tilt_db across 125 Hz-8 kHz (:func:`tilt`)
