@@ -45,6 +45,31 @@ def loudest_excerpt(audio: np.ndarray, sample_rate: int, seconds: float) -> np.n
     return audio[start : start + n]
 
 
+def room_renderer(
+    dry: np.ndarray,
+    sample_rate: int,
+    prior_rate: int,
+    room: dict[str, object] | None = None,
+    fit_seconds: float = FIT_SECONDS,
+) -> ReverbRenderer:
+    """The untuned room that :func:`fit_room` tunes: ``dry``'s loudest ``fit_seconds`` (channels
+    averaged), at ``prior_rate``, through a :class:`ReverbRenderer` with the ``room`` fields.
+
+    Args:
+        dry: the dry recording, (C, N) channel-first at ``sample_rate``.
+        sample_rate: of ``dry``.
+        prior_rate: the prior's sample rate.
+        room: :class:`ReverbConfig` fields (sample_rate and seconds follow the prior and the excerpt).
+        fit_seconds: the excerpt's length.
+    """
+    mono = np.asarray(dry, dtype=np.float32).reshape(-1, np.shape(dry)[-1]).mean(axis=0)
+    excerpt = loudest_excerpt(mono, sample_rate, fit_seconds)
+    if sample_rate != prior_rate:
+        excerpt = resample(excerpt[None], sample_rate, prior_rate)[0]
+    settings = {**(room or {}), "sample_rate": prior_rate, "seconds": excerpt.shape[0] / prior_rate}
+    return ReverbRenderer(ReverbConfig(**settings), torch.from_numpy(np.ascontiguousarray(excerpt)))
+
+
 def fit_room(
     dry: np.ndarray,
     sample_rate: int,
@@ -77,16 +102,7 @@ def fit_room(
         the renderer (its B particles as they ended) and the synthesis result, whose ``params``
         are the reported room's.
     """
-    mono = np.asarray(dry, dtype=np.float32).reshape(-1, np.shape(dry)[-1]).mean(axis=0)
-    excerpt = loudest_excerpt(mono, sample_rate, fit_seconds)
-    if sample_rate != prior.sample_rate:
-        excerpt = resample(excerpt[None], sample_rate, prior.sample_rate)[0]
-    settings = {
-        **(room or {}),
-        "sample_rate": prior.sample_rate,
-        "seconds": excerpt.shape[0] / prior.sample_rate,
-    }
-    renderer = ReverbRenderer(ReverbConfig(**settings), torch.from_numpy(np.ascontiguousarray(excerpt)))
+    renderer = room_renderer(dry, sample_rate, prior.sample_rate, room, fit_seconds)
     result = synthesize(
         renderer,
         prior,
@@ -169,4 +185,4 @@ def room_at(params: dict[str, object], room: dict[str, object], sample_rate: int
     return Room(values, h[0], sample_rate, config.band_centres_hz)
 
 
-__all__ = ["FIT_SECONDS", "Room", "fit_room", "loudest_excerpt", "room_at"]
+__all__ = ["FIT_SECONDS", "Room", "fit_room", "loudest_excerpt", "room_at", "room_renderer"]
