@@ -117,7 +117,7 @@ LAYERING = {  # command -> (a file's settings, the flags that then override one 
             ("prompts",): ["a", "b"],
             ("separate", "gamma"): 0.5,
             ("separate", "iters"): 5,
-            ("sds", "t_min"): 0.3,
+            ("sds", "t_min"): prior_defaults(DEFAULT_PRIOR, "separation")["t_min"],  # left alone
         },
     ),
     "generate": (

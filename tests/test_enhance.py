@@ -12,7 +12,7 @@ import yaml
 from audiosds.cli import ENHANCE_OUTPUTS, main
 from audiosds.metrics import si_sdr
 from audiosds.priors import build
-from audiosds.tasks.enhance import DEFAULT_PROMPT, NOISE_PROMPT, enhance, enhance_config
+from audiosds.tasks.enhance import DEFAULT_PROMPT, NOISE_PROMPT, enhance, enhance_config, enhance_sds
 from audiosds.tasks.separate import SeparateConfig
 from audiosds.tasks.suggest import candidates
 
@@ -51,6 +51,23 @@ def test_guidance_moves_energy_between_the_two_sources():
     )
     assert float(si_sdr(unguided.enhanced[0], 0.5 * noisy)) > 30  # no guidance: the even split
     assert not np.allclose(guided, unguided.enhanced[0], atol=1e-3)
+
+
+def test_enhancement_keeps_its_own_noise_range_on_the_mel_prior_in_the_api_and_the_cli():
+    """The mel prior separates with t from 0.02 but enhances with t from 0.3 (speech lost with the
+    former); the Python API and the command line start from the same settings."""
+    from audiosds.options import build_parser, layered_config
+    from audiosds.tasks.separate import separation_sds
+
+    assert separation_sds("embedded-mel").t_min == 0.02 and enhance_sds("embedded-mel").t_min == 0.3
+    assert enhance_sds("embedded-mel").cfg_scale == separation_sds("embedded-mel").cfg_scale
+    assert enhance_sds("embedded-mel", t_min=0.1).t_min == 0.1
+    assert enhance_sds("analytic") == separation_sds("analytic")  # other priors: separation's
+    cfg = layered_config(build_parser().parse_args(["enhance", "noisy.wav", "--prior", "embedded-mel"]))
+    assert cfg["sds"]["t_min"] == 0.3 and cfg["sds"]["t_max"] == enhance_sds("embedded-mel").t_max
+    assert cfg["separate"]["sds_modes"] == list(enhance_config("embedded-mel").sds_modes)
+    sep = layered_config(build_parser().parse_args(["separate", "mix.wav", "--prompt", "a", "--prompt", "b"]))
+    assert sep["sds"]["t_min"] == 0.02
 
 
 def test_config_refuses_a_second_catch_all_and_empty_prompts():

@@ -175,13 +175,19 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
         "loop": Section(LoopConfig),
     }
     if command == "enhance":
+        # separation's sections with what the prior prefers for enhancement over them (the keys keep
+        # their places)
+        over = {
+            name: {**section.base, **prior_defaults(prior, "enhancement", name)}
+            for name, section in separation.items()
+        }
         return {
             "command": command,
             "noisy": None,
             "prompt": DEFAULT_PROMPT,
             "noise_prompt": NOISE_PROMPT,
             **run,
-            **separation,
+            **{name: Section(section.cls, over[name]) for name, section in separation.items()},
         }
     if command == "reverb":
         return {

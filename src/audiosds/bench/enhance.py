@@ -1,6 +1,6 @@
 """Speech enhancement benchmark (issue 30, "Must show": enhance).
 
-    python benchmarks/enhance.py --mixtures 24 --seed 0 [--seconds 3] [--sep NAME=VALUE ...]
+    python benchmarks/enhance.py --mixtures 24 --seed 0 [--seconds 3] [--sep NAME=VALUE ...] [--sds NAME=VALUE ...]
         [--dnsmos] [--out enhance.md]
 
 Mixtures: clean speech (excerpts of the LibriSpeech clips ``speech1-3`` in ``../shared/data/real``
@@ -32,8 +32,9 @@ from ..audio import load_audio, resample
 from ..metrics import si_sdr
 from ..priors import build
 from ..renderers.sources import apply_masks
+from ..sds import SDSConfig
 from ..spectral import magnitude, stft
-from ..tasks.enhance import DEFAULT_PROMPT, NOISE_PROMPT, enhance, enhance_config
+from ..tasks.enhance import DEFAULT_PROMPT, NOISE_PROMPT, enhance, enhance_config, enhance_sds
 from ..world.real import DIGITS, VOCABULARIES, load_catalogue
 from . import log
 from .keys import overrides
@@ -157,6 +158,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the catch-all's prompt; auto: suggested (enhance's own); truth: the noise class's caption",
     )
     parser.add_argument("--sep", nargs="+", metavar="NAME=VALUE", help="SeparateConfig fields over enhance's")
+    parser.add_argument("--sds", nargs="+", metavar="NAME=VALUE", help="SDSConfig fields over enhance's")
     parser.add_argument("--dnsmos", action="store_true", help="also DNSMOS (needs the speechmos package)")
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder holding sounds/ and real/")
     parser.add_argument("--threads", type=int, default=1)
@@ -165,6 +167,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     try:
         args.sep_overrides = overrides(args.sep, type(enhance_config(args.prior)), "--sep")
         enhance_config(args.prior, **args.sep_overrides)
+        args.sds_overrides = overrides(args.sds, SDSConfig, "--sds")
+        enhance_sds(args.prior, **args.sds_overrides)
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     if not (args.data / "sounds").is_dir() or not (args.data / "real").is_dir():
@@ -177,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     prior = build(args.prior)
     config = enhance_config(prior, seed=args.seed, **args.sep_overrides)
+    sds = enhance_sds(prior, **args.sds_overrides)
     cmd = "python benchmarks/enhance.py " + " ".join(sys.argv[1:] if argv is None else argv)
     rows, header = [], ["mixture", "SI-SDR in", "enhanced", "oracle"]
     if args.dnsmos:
@@ -195,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for i in range(args.first, args.first + args.mixtures):
         mix = make_mixture(i, args, prior.sample_rate)
         noise_prompt = esc_caption(mix.noise_class) if args.noise_prompt == "truth" else args.noise_prompt
-        result = enhance(mix.noisy[None], prior.sample_rate, prior, args.prompt, noise_prompt, config)
+        result = enhance(mix.noisy[None], prior.sample_rate, prior, args.prompt, noise_prompt, config, sds)
         estimates = {"in": mix.noisy, "enhanced": result.enhanced[0], "oracle": oracle(mix)}
         row = {k: float(si_sdr(v, mix.speech)) for k, v in estimates.items()}
         if args.dnsmos:

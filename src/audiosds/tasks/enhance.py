@@ -57,7 +57,19 @@ def enhance_config(prior: str | Prior | None = None, **overrides: object) -> Sep
     then ``overrides``. On the speech benchmark (benchmarks/enhance.py --mixtures 8, seed 0, auto
     noise prompt) sharper masks did not help: mask power 2 gave +1.22 dB where the mel prior's 1
     gave +1.24 dB; what speech needed was the catch-all's name (``NOISE_PROMPT``)."""
-    return SeparateConfig(**{**prior_defaults(prior, "separation", "separate"), **overrides})
+    return SeparateConfig(
+        **{
+            **prior_defaults(prior, "separation", "separate"),
+            **prior_defaults(prior, "enhancement", "separate"),
+            **overrides,
+        }
+    )
+
+
+def enhance_sds(prior: str | Prior | None = None, **overrides: object) -> SDSConfig:
+    """The SDS settings :func:`enhance` uses by default: separation's (:func:`separation_sds`), then
+    what ``prior`` prefers for enhancement over them, then ``overrides``."""
+    return separation_sds(prior, **{**prior_defaults(prior, "enhancement"), **overrides})
 
 
 @dataclass
@@ -99,7 +111,7 @@ def enhance(
             ranked first that is not what ``prompt`` names (:func:`suggest_noise`).
         config: separation settings (default :func:`enhance_config` of ``prior``); its
             ``noise_source`` must stay off (the catch-all is the second prompt).
-        sds: the SDS update (default: ``separation_sds(prior)``).
+        sds: the SDS update (default: :func:`enhance_sds` of ``prior``).
         progress, loop, should_stop, scorer: as for ``separate``.
 
     Shape:
@@ -119,7 +131,7 @@ def enhance(
         prior,
         [prompt, noise_prompt],
         config,
-        sds or separation_sds(prior),
+        sds or enhance_sds(prior),
         progress=progress,
         loop=loop,
         should_stop=should_stop,
@@ -134,5 +146,6 @@ __all__ = [
     "EnhanceResult",
     "enhance",
     "enhance_config",
+    "enhance_sds",
     "suggest_noise",
 ]
