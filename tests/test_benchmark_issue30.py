@@ -36,7 +36,6 @@ def test_fit_plate_recovers_the_rt60_of_a_synthetic_response():
     assert fitted == pytest.approx(truth, rel=0.2) and measured == pytest.approx(truth, rel=0.2)
 
 
-
 def test_reverb_report_rules_read_the_trace_as_named():
     """Each way of choosing a run's room (``RULES``) on a known (iterations, particles) trace of mid
     RT60s: the last row, its geometric mean, and geometric means over the last third."""
@@ -47,6 +46,7 @@ def test_reverb_report_rules_read_the_trace_as_named():
     assert got["last, mean of particles"] == pytest.approx(1.0)
     assert got["tail mean, particle 0"] == pytest.approx((0.5 * 0.5 * 0.25) ** (1 / 3))
     assert got["tail mean of particles"] == pytest.approx(1.0)
+
 
 def test_suggest_ranking_counts_a_pair_only_when_both_classes_are_in_the_top_3():
     suggester = Suggester()

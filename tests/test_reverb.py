@@ -179,7 +179,6 @@ def test_loudest_excerpt_finds_the_sound():
     assert loudest_excerpt(audio[:RATE], RATE, 2.0).shape == (RATE,)
 
 
-
 def test_room_renderer_tunes_on_the_loudest_excerpt_at_the_prior_rate():
     from audiosds.tasks.reverb import room_renderer
 
@@ -189,6 +188,7 @@ def test_room_renderer_tunes_on_the_loudest_excerpt_at_the_prior_rate():
     assert renderer.sample_rate == 2 * RATE and renderer.batch_size == 2
     assert renderer.config.seconds == pytest.approx(1.0)
     assert renderer.dry.shape[-1] == 2 * RATE and float(renderer.dry.abs().max()) > 0.25
+
 
 def test_a_room_rebuilt_at_another_rate_keeps_its_rt60():
     from audiosds.tasks.reverb import room_at

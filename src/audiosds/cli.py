@@ -26,6 +26,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,7 +46,6 @@ from .options import (
     layered_config,
     schema,
 )
-from .ui.jobs import heed_sigint
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -429,6 +429,21 @@ class _StopFlag:
 
     def is_set(self) -> bool:
         return self.signal is not None
+
+
+def heed_sigint() -> None:
+    """Make SIGINT stop this process again where it was started ignoring it.
+
+    A shell starts a background job (``cmd &`` in a script) with SIGINT ignored, and an ignored
+    signal stays ignored across exec: such a process would never hear Ctrl-C, nor a UI job the
+    UI's Cancel (each job is an ``audiosds`` process, so it calls this itself). Only the main thread
+    may set a handler; elsewhere this does nothing.
+    """
+    if (
+        signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        and threading.current_thread() is threading.main_thread()
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.contextmanager

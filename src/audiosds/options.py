@@ -169,25 +169,20 @@ def schema(command: str, prior: str | None = None) -> dict[str, Any]:
     head = {"command": command, "prompt": None, "negative": None}
     prior = prior or DEFAULT_PRIOR
     run = {"device": "cpu", "threads": None, "prior": Section(base={"name": prior})}
+    task = "enhancement" if command == "enhance" else "separation"
     separation = {
-        "separate": Section(SeparateConfig, prior_defaults(prior, "separation", "separate")),
-        "sds": Section(SDSConfig, {**SEPARATION_SDS, **prior_defaults(prior, "separation")}),
+        "separate": Section(SeparateConfig, prior_defaults(prior, task, "separate")),
+        "sds": Section(SDSConfig, {**SEPARATION_SDS, **prior_defaults(prior, task)}),
         "loop": Section(LoopConfig),
     }
     if command == "enhance":
-        # separation's sections with what the prior prefers for enhancement over them (the keys keep
-        # their places)
-        over = {
-            name: {**section.base, **prior_defaults(prior, "enhancement", name)}
-            for name, section in separation.items()
-        }
         return {
             "command": command,
             "noisy": None,
             "prompt": DEFAULT_PROMPT,
             "noise_prompt": NOISE_PROMPT,
             **run,
-            **{name: Section(section.cls, over[name]) for name, section in separation.items()},
+            **separation,
         }
     if command == "reverb":
         return {

@@ -1,7 +1,7 @@
 """Speech enhancement benchmark (issue 30, "Must show": enhance).
 
-    python benchmarks/enhance.py --mixtures 24 --seed 0 [--seconds 3] [--sep NAME=VALUE ...] [--sds NAME=VALUE ...]
-        [--dnsmos] [--out enhance.md]
+    python benchmarks/enhance.py --mixtures 24 --seed 0 [--seconds 3] [--sep NAME=VALUE ...]
+        [--sds NAME=VALUE ...] [--dnsmos] [--out enhance.md]
 
 Mixtures: clean speech (excerpts of the LibriSpeech clips ``speech1-3`` in ``../shared/data/real``
 and sequences of held-out spoken digits, takes 45-49, from the sounds folder) plus a real noise

@@ -196,7 +196,8 @@ def prompts(args: argparse.Namespace) -> list[str]:
                     progress=record,
                 )
                 best = mid_band(torch.tensor(result.params["rt60_s"]["value"][0]), centres)
-                fitted[words] = {name: rule(np.array(trace), best) for name, rule in RULES.items()}
+                per_iteration = np.array(trace)  # (iterations, particles)
+                fitted[words] = {name: rule(per_iteration, best) for name, rule in RULES.items()}
                 traces.append(
                     {"prompt": words, "seed": seed, "family": family, "reported": best, "mid_rt60": trace}
                 )

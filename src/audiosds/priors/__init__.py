@@ -86,15 +86,15 @@ MODEL_FIELD: dict[str, str] = {
 
 DEFAULT_PRIOR = "embedded-mel"
 
-# Settings a prior prefers over a task's own defaults, by task ("synthesis", "separation", and
-# "enhancement" over "separation") and config
-# section ("sds": SDSConfig, "separate": SeparateConfig). The mel prior's encoder is its
-# differentiable log-mel front end, so classic latent SDS (eq. 4) needs no vocoder pass per iteration:
-# for synthesis over the whole noise range it rose furthest and its last iterate fell back least
-# (RESULTS.md, "Synthesis SDS defaults on the mel prior"); for separation it alone, without the
-# Decoder-SDS member, separated better at a tenth of the time ("Separation defaults on the mel prior"),
-# and on the 2-D weights noise levels from t 0.02 (not 0.3) lifted the weakest world pair in every
-# screen and every pair above zero ("A first look at the separation settings on the 2-D weights").
+# Settings a prior prefers over a task's own defaults, by task ("synthesis", "separation",
+# "enhancement": see TASK_BASE) and config section ("sds": SDSConfig, "separate": SeparateConfig). The
+# mel prior's encoder is its differentiable log-mel front end, so classic latent SDS (eq. 4) needs no
+# vocoder pass per iteration: for synthesis over the whole noise range it rose furthest and its last
+# iterate fell back least (RESULTS.md, "Synthesis SDS defaults on the mel prior"); for separation it
+# alone, without the Decoder-SDS member, separated better at a tenth of the time ("Separation defaults
+# on the mel prior"), and on the 2-D weights noise levels from t 0.02 (not 0.3) lifted the weakest
+# world pair in every screen and every pair above zero ("A first look at the separation settings on
+# the 2-D weights").
 PRIOR_DEFAULTS: dict[str, dict[str, dict[str, dict[str, object]]]] = {
     "embedded-mel": {
         "synthesis": {"sds": {"mode": "latent", "t_min": 0.02, "t_max": 0.98}},
@@ -110,10 +110,16 @@ PRIOR_DEFAULTS: dict[str, dict[str, dict[str, dict[str, object]]]] = {
 }
 
 
+# a task whose prior defaults start from another task's: enhancement is separation with a catch-all
+TASK_BASE = {"enhancement": "separation"}
+
+
 def prior_defaults(prior: str | Prior | None, task: str, section: str = "sds") -> dict[str, object]:
-    """The settings ``prior`` (a registry name or a built prior) prefers for ``task``'s ``section``."""
+    """The settings ``prior`` (a registry name or a built prior) prefers for ``task``'s ``section``
+    (over those of its ``TASK_BASE`` task, if it has one)."""
     name = prior if isinstance(prior, str) or prior is None else prior.name
-    return dict(PRIOR_DEFAULTS.get(name or "", {}).get(task, {}).get(section, {}))
+    base = prior_defaults(prior, TASK_BASE[task], section) if task in TASK_BASE else {}
+    return {**base, **PRIOR_DEFAULTS.get(name or "", {}).get(task, {}).get(section, {})}
 
 
 def build(name: str, **cfg: object) -> Prior:

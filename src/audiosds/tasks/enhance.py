@@ -20,7 +20,7 @@ from ..priors import Prior, prior_defaults
 from ..scorer import PromptScorer, build_scorer
 from ..sds import SDSConfig
 from .loop import LoopConfig
-from .separate import SeparateConfig, SeparationResult, separate, separation_sds
+from .separate import SEPARATION_SDS, SeparateConfig, SeparationResult, separate
 from .suggest import AUTO, SuggestConfig, Suggester
 
 DEFAULT_PROMPT = "a man speaking"  # the spoken-digit vocabulary's own fixed caption
@@ -53,23 +53,18 @@ def suggest_noise(
 
 
 def enhance_config(prior: str | Prior | None = None, **overrides: object) -> SeparateConfig:
-    """The separation settings :func:`enhance` uses by default: the prior's separation defaults,
-    then ``overrides``. On the speech benchmark (benchmarks/enhance.py --mixtures 8, seed 0, auto
-    noise prompt) sharper masks did not help: mask power 2 gave +1.22 dB where the mel prior's 1
-    gave +1.24 dB; what speech needed was the catch-all's name (``NOISE_PROMPT``)."""
-    return SeparateConfig(
-        **{
-            **prior_defaults(prior, "separation", "separate"),
-            **prior_defaults(prior, "enhancement", "separate"),
-            **overrides,
-        }
-    )
+    """The separation settings :func:`enhance` uses by default: what the prior prefers for
+    enhancement (its separation settings and the changes over them), then ``overrides``. On the
+    speech benchmark (benchmarks/enhance.py --mixtures 8, seed 0, auto noise prompt) sharper masks
+    did not help: mask power 2 gave +1.22 dB where the mel prior's 1 gave +1.24 dB; what speech
+    needed was the catch-all's name (``NOISE_PROMPT``)."""
+    return SeparateConfig(**{**prior_defaults(prior, "enhancement", "separate"), **overrides})
 
 
 def enhance_sds(prior: str | Prior | None = None, **overrides: object) -> SDSConfig:
-    """The SDS settings :func:`enhance` uses by default: separation's (:func:`separation_sds`), then
-    what ``prior`` prefers for enhancement over them, then ``overrides``."""
-    return separation_sds(prior, **{**prior_defaults(prior, "enhancement"), **overrides})
+    """The SDS settings :func:`enhance` uses by default: ``SEPARATION_SDS``, then what ``prior``
+    prefers for enhancement (its separation settings and the changes over them), then ``overrides``."""
+    return SDSConfig(**{**SEPARATION_SDS, **prior_defaults(prior, "enhancement"), **overrides})
 
 
 @dataclass

@@ -100,27 +100,12 @@ def _quoted(arg: str) -> str:
     return arg if arg and all(c.isalnum() or c in "-_./:=," for c in arg) else json.dumps(arg)
 
 
-def heed_sigint() -> None:
-    """Make SIGINT stop this process again where it was started ignoring it.
-
-    A shell starts a background job (``cmd &`` in a script) with SIGINT ignored, and an ignored
-    signal stays ignored across exec: such a process and every job it spawns would never hear
-    Ctrl-C or the UI's Cancel. Only the main thread may set a handler; elsewhere this does nothing.
-    """
-    if (
-        signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-        and threading.current_thread() is threading.main_thread()
-    ):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 class JobQueue:
     """Runs submitted jobs ``workers`` at a time, oldest first, each as ``python -m audiosds ARGV``."""
 
     def __init__(self, state_dir: Path, workers: int = 1, env: dict[str, str] | None = None) -> None:
         if workers < 1:
             raise ValueError(f"workers: expected at least 1, got {workers}")
-        heed_sigint()  # the jobs inherit it: Cancel sends them SIGINT
         self.state_dir = state_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **(env or {})}
