@@ -156,6 +156,52 @@ def test_floor_makes_exactly_the_prior_calls_of_one_sds_iteration():
         work.floor_call(prior, 2, n, 1, 1, ["a", "b", "c"])
 
 
+def test_floor_with_the_encoder_backward_differentiates_the_encode_alone():
+    prior = AnalyticPrior().freeze()
+    seen = []
+    encode, denoise = prior.encode, prior._denoise_batch
+
+    def spy_encode(x):
+        seen.append(("encode", x.requires_grad, torch.is_grad_enabled()))
+        return encode(x)
+
+    def spy_denoise(*args):
+        seen.append(("denoise", args[0].requires_grad, torch.is_grad_enabled()))
+        return denoise(*args)
+
+    prior.encode, prior._denoise_batch = spy_encode, spy_denoise
+    grads = []
+    backward = torch.Tensor.backward
+
+    def spy_backward(t, gradient=None, *args, **kwargs):
+        grads.append(gradient.shape)
+        return backward(t, gradient, *args, **kwargs)
+
+    run = work.floor_call(prior, 2, 640, 1, 2, ["a dog"], decode=False, encode_backward=True)
+    torch.Tensor.backward = spy_backward
+    try:
+        run()
+    finally:
+        torch.Tensor.backward = backward
+    assert seen == [("encode", True, True), ("denoise", False, False), ("denoise", False, False)]
+    assert grads == [(2, prior.latent_channels, 10)]  # one backward, of the encoded renders
+    seen.clear()
+    work.floor_call(prior, 2, 640, 1, 1, ["a dog"], decode=False)()
+    assert seen == [("encode", False, False), ("denoise", False, False)]
+
+
+def test_latent_synthesis_counts_the_encoder_backward_outside_the_floor(monkeypatch):
+    prior = AnalyticPrior().freeze()
+    sds, _ = work.task_sds(prior, "fm", 1, 1)
+    monkeypatch.setattr(work, "task_sds", lambda *args: (sds, "latent"))
+    m = work.measure(prior, "fm", 1, 1, 0.25, 1, warmup=0, repeats=2)
+    assert m.outside_s is not None and m.outside_s >= 0
+    assert m.ratio_with_outside == pytest.approx(m.iteration_s / (m.floor_s + m.outside_s))
+    monkeypatch.setattr(work, "task_sds", lambda *args: (sds, "spectral"))
+    spectral = work.measure(prior, "fm", 1, 1, 0.25, 1, warmup=0, repeats=2)
+    assert spectral.outside_s is None and spectral.ratio_with_outside is None
+
+
 def test_source_decode_differentiates_the_decoder_on_the_k_latents():
     prior = AnalyticPrior().freeze()
     seen = []
@@ -223,3 +269,35 @@ def test_sao_shaped_folder_loads_with_the_real_geometry_and_stated_sizes(tmp_pat
         p.numel() for p in prior.transformer.parameters()
     )
     assert counts["transformer (StableAudioDiTModel)"][0] > 10**9  # the real DiT, for comparison
+
+
+# -- the denoiser's training step (benchmarks/train_step.py) ---------------------------------------
+
+
+def test_train_step_times_each_net_in_each_precision(capsys):
+    from audiosds.bench import train_step
+
+    assert train_step.parse_net("16,32") == ((16, 32), ())
+    assert train_step.parse_net("16,32,64:2") == ((16, 32, 64), (2,))
+    assert (
+        train_step.main(
+            ["--nets", "8,16", "8,16:1", "--batch", "2", "--frames", "16", "--warmup", "0", "--repeats", "1"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 8-16")]
+    assert [r.split(" | ")[0] for r in rows] == ["| 8-16", "| 8-16, attention at level (1,)"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 4 and all(float(c) > 0 for c in cells[2:])  # float32 and bfloat16 seconds
+
+
+@pytest.mark.parametrize("net", ["8,x", "8,12"])
+def test_train_step_refuses_a_bad_net_in_one_line(net, capsys):
+    from audiosds.bench import train_step
+
+    with pytest.raises(SystemExit) as exc:
+        train_step.main(["--nets", net])
+    assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err

@@ -104,3 +104,12 @@ def test_set_on_the_command_line_is_one_clear_error(tmp_path, capsys):
     assert exc.value.code == 2
     assert "unknown key 'chanels'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing started
+
+
+def test_an_unknown_precision_is_one_clear_error(tmp_path, capsys):
+    assert MelTrainConfig.from_dict({"precision": "bfloat16"}).precision == "bfloat16"
+    with pytest.raises(SystemExit) as exc:
+        train_mel.main(["--out", str(tmp_path), "--set", "precision=float16"])
+    assert exc.value.code == 2
+    assert "precision: expected one of ['bfloat16', 'float32'], got 'float16'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -385,7 +385,13 @@ class EDMDenoiser(nn.Module):
         return c_skip[:, None, None] * z_sigma + c_out[:, None, None] * f
 
 
-def edm_loss(model: EDMDenoiser, z: Tensor, cond: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def edm_loss(
+    model: EDMDenoiser,
+    z: Tensor,
+    cond: Tensor,
+    generator: torch.Generator | None = None,
+    compute_dtype: torch.dtype | None = None,
+) -> Tensor:
     """EDM training loss, mean over elements of (F - (z - c_skip z_sigma) / c_out)^2.
 
     Draws log sigma ~ N(p_mean, p_std^2), eps ~ N(0, I) and the condition-dropout mask from
@@ -396,6 +402,8 @@ def edm_loss(model: EDMDenoiser, z: Tensor, cond: Tensor, generator: torch.Gener
         z: clean latents.
         cond: sentence embeddings; dropped rows are replaced by the null embedding.
         generator: the source of all randomness.
+        compute_dtype: ``torch.bfloat16`` runs the network under autocast (mixed precision: the
+            weights, the noise, the target and the loss stay float32); None: all float32.
 
     Shape:
         z (B, D, T), cond (B, cond_dim) -> ()
@@ -409,7 +417,9 @@ def edm_loss(model: EDMDenoiser, z: Tensor, cond: Tensor, generator: torch.Gener
     cond = torch.where(drop[:, None], model.null_embedding(batch).to(cond.dtype), cond)
     z_sigma = z + sigma[:, None, None] * eps
     c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, cfg.sigma_data)
-    f = model.raw(c_in[:, None, None] * z_sigma, c_noise, cond)
+    with torch.autocast(z.device.type, dtype=compute_dtype or z.dtype, enabled=compute_dtype is not None):
+        f = model.raw(c_in[:, None, None] * z_sigma, c_noise, cond)
+    f = f.to(z.dtype)
     target = (z - c_skip[:, None, None] * z_sigma) / c_out[:, None, None]
     return (f - target).square().mean()
 

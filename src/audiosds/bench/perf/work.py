@@ -154,6 +154,7 @@ def floor_call(
     steps: int,
     prompts: Sequence[str],
     decode: bool = True,
+    encode_backward: bool = False,
 ) -> Callable[[], None]:
     """The prior's irreducible work in one SDS iteration, as a call.
 
@@ -161,7 +162,9 @@ def floor_call(
     unconditional halves of classifier-free guidance in one batch, as ``Prior.denoise`` runs
     them) and, with ``decode`` (every SDS mode but classic latent SDS), one decode of the R * B
     draws, all without autograd: the network evaluations of Audio-SDS eqs. 4-6 and nothing else.
-    Inputs are built beforehand.
+    With ``encode_backward`` the encode runs with autograd and backpropagates a fixed cotangent to
+    the renders, as classic latent SDS must each iteration (its gradient reaches the parameters
+    through the encoder): the floor counting the encoder's backward. Inputs are built beforehand.
 
     Shape:
         renders R with prompts (1 or R of them), audio of num_samples -> () (returns None)
@@ -179,10 +182,16 @@ def floor_call(
     }
     z_both = torch.cat([z_rows, z_rows])  # (2 R B, D, T)
     sigma = torch.ones(2 * rows)
+    x.requires_grad_(encode_backward)
+    cotangent = torch.randn(renders, prior.latent_channels, frames, generator=g)
 
     def run() -> None:
+        if encode_backward:
+            prior.encode(x).backward(cotangent)
+            x.grad = None
         with torch.no_grad():
-            prior.encode(x)
+            if not encode_backward:
+                prior.encode(x)
             for _ in range(steps):
                 prior._denoise_batch(z_both, sigma, both)
             if decode:
@@ -219,24 +228,29 @@ def _task_shape(task: str, num_sources: int) -> tuple[int, list[str]]:
 
 @dataclass
 class Measurement:
-    """One configuration: median iteration and floor times (s) and their peak RSS (bytes)."""
+    """One configuration: median iteration and floor times (s) and their peak RSS (bytes).
+
+    ``outside_s`` is prior work the iteration must do that the floor leaves out: separation's
+    latent sources decoded and backpropagated (:func:`source_decode_call`), or, for synthesis by
+    classic latent SDS, the encoder's backward (the floor with ``encode_backward`` minus the floor).
+    """
 
     iteration_s: float
     floor_s: float
     iteration_rss: int
     floor_rss: int
-    source_decode_s: float | None = None  # separation: the sources' decode + backward, see source_decode_call
+    outside_s: float | None = None
 
     @property
     def ratio(self) -> float:
         return self.iteration_s / self.floor_s
 
     @property
-    def ratio_with_sources(self) -> float | None:
-        """Iteration over floor + the sources' decoder forward and backward (separation only)."""
-        if self.source_decode_s is None:
+    def ratio_with_outside(self) -> float | None:
+        """Iteration over floor + the prior work outside it (None where there is none)."""
+        if self.outside_s is None:
             return None
-        return self.iteration_s / (self.floor_s + self.source_decode_s)
+        return self.iteration_s / (self.floor_s + self.outside_s)
 
 
 def measure(
@@ -259,11 +273,14 @@ def measure(
     run = floor_call(prior, renders, samples, draws, steps, prompts, decode=mode != "latent")
     with PeakRSS() as floor_mem:
         floor = median_time(run, warmup, repeats)
-    sources_s = None
+    outside_s = None
     if task == "separate" and SeparateConfig.parametrization != "masks":
         decode = source_decode_call(prior, num_sources, round(seconds * prior.sample_rate))
-        sources_s = median_time(decode, warmup, repeats)
-    return Measurement(iteration, floor, loop_mem.peak_bytes, floor_mem.peak_bytes, sources_s)
+        outside_s = median_time(decode, warmup, repeats)
+    elif task != "separate" and mode == "latent":
+        backward = floor_call(prior, renders, samples, draws, steps, prompts, False, encode_backward=True)
+        outside_s = max(0.0, median_time(backward, warmup, repeats) - floor)
+    return Measurement(iteration, floor, loop_mem.peak_bytes, floor_mem.peak_bytes, outside_s)
 
 
 # -- the plan --------------------------------------------------------------------------------------
