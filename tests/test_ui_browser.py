@@ -80,6 +80,20 @@ def mixture_file(folder: Path, name: str = "mix.wav", seconds: float = 1.0) -> P
     return path
 
 
+def start_run(section) -> None:
+    """Click Run and wait until the tab holds the new job. A page attaches each tab's latest job when it
+    loads, so until the server answers the click the tab still shows an earlier test's job (its status
+    and full progress bar), which a wait on the status alone could take for the new one."""
+    name = section.get_attribute("id").removeprefix("tab-")
+    before = section.page.evaluate("(t) => TABS[t].job?.id ?? null", name)
+    section.locator(".run").click()
+    section.page.wait_for_function(
+        "([t, before]) => TABS[t].job !== null && TABS[t].job.id !== before",
+        arg=[name, before],
+        timeout=RUN_TIMEOUT_MS,
+    )
+
+
 def status_of(section) -> str:
     return section.locator(".job .status").inner_text()
 
@@ -119,7 +133,7 @@ def test_synthesize_runs_with_live_progress_players_and_parameters(page, server,
     tab.locator("[name=prompt]").fill("a warm bass note")
     tab.locator("[name=iters]").fill(str(ITERS))
     tab.locator("[name=seed]").fill("1")
-    tab.locator(".run").click()
+    start_run(tab)
     seen = steps_seen(tab, "completed")
     assert len([v for v in seen if 0 < v < ITERS]) >= 2, f"progress did not move: {seen}"
     assert seen[-1] == ITERS
@@ -135,11 +149,20 @@ def test_synthesize_runs_with_live_progress_players_and_parameters(page, server,
     page.screenshot(path=shots / "synthesize.png", full_page=True)
 
 
-def test_cancel_stops_a_run_a_reload_finds_it_and_resume_is_offered(page, server):
+def test_cancel_stops_a_run_a_reload_finds_it_and_resume_is_offered(page, server, monkeypatch):
+    # The server takes the job late here, as on a busy machine: meanwhile the tab shows the first
+    # test's completed job and its full progress bar, which start_run must not take for this run's.
+    submit = server.app.submit
+
+    def late(body):
+        time.sleep(1.0)
+        return submit(body)
+
+    monkeypatch.setattr(server.app, "submit", late)
     tab = page.locator("#tab-synthesize")
     tab.locator("[name=prompt]").fill("a bell")
     tab.locator("[name=iters]").fill("3000")
-    tab.locator(".run").click()
+    start_run(tab)
     page.wait_for_function(
         "document.querySelector('#tab-synthesize progress').value >= 2", timeout=RUN_TIMEOUT_MS
     )
@@ -178,7 +201,7 @@ def test_separate_uploads_suggests_and_plays_every_source(page, server, shots, t
     assert prompts.count() == 3
     prompts.nth(2).fill("a hum")
     tab.locator("[name=iters]").fill("4")
-    tab.locator(".run").click()
+    start_run(tab)
     assert wait_status(tab, ("completed", "failed")) == "completed", tab.locator(".job .error").inner_text()
     folder = server.app.runs / page.evaluate("TABS.separate.job.folder")
     for name in ("source_1.wav", "source_2.wav", "source_3.wav", "mixture_reconstruction.wav"):
@@ -234,7 +257,7 @@ def test_a_run_refused_by_the_cli_shows_its_line(page, server):
     tab = page.locator("#tab-synthesize")
     tab.locator("[name=prompt]").fill("a bell")
     tab.locator("[name=cfg]").fill("1e6")
-    tab.locator(".run").click()
+    start_run(tab)
     assert wait_status(tab, ("completed", "failed")) == "failed"
     error = tab.locator(".job .error").inner_text()
     assert "cfg_scale" in error and "\n" not in error.strip()
@@ -246,7 +269,7 @@ def test_generate_plays_its_sound(page, server, shots):
     tab.locator("[name=prompt]").fill("a dog barking")
     tab.locator("[name=seconds]").fill("1")
     tab.locator("[name=steps]").fill("6")
-    tab.locator(".run").click()
+    start_run(tab)
     seen = steps_seen(tab, "completed")
     assert seen[-1] == 6
     folder = server.app.runs / page.evaluate("TABS.generate.job.folder")
