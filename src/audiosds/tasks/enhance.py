@@ -20,7 +20,7 @@ from ..priors import Prior, prior_defaults
 from ..scorer import PromptScorer, build_scorer
 from ..sds import SDSConfig
 from .loop import LoopConfig
-from .separate import SEPARATION_SDS, SeparateConfig, SeparationResult, separate
+from .separate import SeparateConfig, SeparationResult, separate, separation_sds
 from .suggest import AUTO, SuggestConfig, Suggester
 
 DEFAULT_PROMPT = "a man speaking"  # the spoken-digit vocabulary's own fixed caption
@@ -64,7 +64,7 @@ def enhance_config(prior: str | Prior | None = None, **overrides: object) -> Sep
 def enhance_sds(prior: str | Prior | None = None, **overrides: object) -> SDSConfig:
     """The SDS settings :func:`enhance` uses by default: ``SEPARATION_SDS``, then what ``prior``
     prefers for enhancement (its separation settings and the changes over them), then ``overrides``."""
-    return SDSConfig(**{**SEPARATION_SDS, **prior_defaults(prior, "enhancement"), **overrides})
+    return separation_sds(prior, "enhancement", **overrides)
 
 
 @dataclass

@@ -390,10 +390,13 @@ def _check_prompts(prompts: Sequence[str], negative: Sequence[str | None] | None
             raise ValueError(f"negative[{i}]: expected text or None, got {p!r}")
 
 
-def separation_sds(prior: str | Prior | None = None, **overrides: object) -> SDSConfig:
+def separation_sds(
+    prior: str | Prior | None = None, task: str = "separation", **overrides: object
+) -> SDSConfig:
     """The SDS settings ``separate`` uses by default: ``SEPARATION_SDS`` over ``SDSConfig``'s
-    defaults, then what ``prior`` (a registry name or a built prior) prefers, then ``overrides``."""
-    return SDSConfig(**{**SEPARATION_SDS, **prior_defaults(prior, "separation"), **overrides})
+    defaults, then what ``prior`` (a registry name or a built prior) prefers for ``task`` (a
+    separation-based task: "separation" or "enhancement"), then ``overrides``."""
+    return SDSConfig(**{**SEPARATION_SDS, **prior_defaults(prior, task), **overrides})
 
 
 def check_member_sds(sds: SDSConfig) -> None:

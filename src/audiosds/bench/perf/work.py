@@ -183,7 +183,7 @@ def floor_call(
     z_both = torch.cat([z_rows, z_rows])  # (2 R B, D, T)
     sigma = torch.ones(2 * rows)
     x.requires_grad_(encode_backward)
-    cotangent = torch.randn(renders, prior.latent_channels, frames, generator=g)
+    cotangent = torch.randn(renders, prior.latent_channels, frames, generator=g) if encode_backward else None
 
     def run() -> None:
         if encode_backward:
