@@ -357,6 +357,23 @@ def apply_overrides(config: dict[str, object], items: list[str] | None) -> dict[
     return out
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every step-scheduled training script takes: ``--out --data --resume --seed --minutes
+    --steps --stop-at --threads --export-only`` and ``--set`` (:func:`add_override_argument`)."""
+    parser.add_argument("--out", type=Path, required=True, help="run directory (log, checkpoint, export)")
+    parser.add_argument("--data", type=Path, default=None, help="real-sound folder with manifest.csv")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--minutes", type=float, default=None, help="stop early after this wall time")
+    parser.add_argument("--steps", type=int, default=None, help="total steps (default: the config's)")
+    parser.add_argument(
+        "--stop-at", type=int, default=None, help="stop at this step (the LR schedule still follows --steps)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (results depend on it)")
+    parser.add_argument("--export-only", action="store_true", help="re-export OUT's checkpoint and exit")
+    add_override_argument(parser)
+
+
 def add_override_argument(parser: argparse.ArgumentParser) -> None:
     """``--set KEY=VALUE`` (repeatable) on a training script's parser; see :func:`apply_overrides`."""
     parser.add_argument(
@@ -410,6 +427,7 @@ def _sections(node: dict[str, object]) -> list[str]:
 
 __all__ = [
     "add_export_argument",
+    "add_run_arguments",
     "add_override_argument",
     "apply_overrides",
     "CHECKPOINT",

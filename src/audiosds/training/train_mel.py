@@ -49,7 +49,7 @@ from .run import (
     Budget,
     Schedule,
     Trainer,
-    add_override_argument,
+    add_run_arguments,
     apply_overrides,
     export_weights,
     load_checkpoint,
@@ -387,22 +387,11 @@ def export_only(out: Path, data_dir: Path | None, cache: Path | None = None) -> 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="run directory (log, checkpoint, export)")
-    parser.add_argument("--data", type=Path, default=None, help="real-sound folder with manifest.csv")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--minutes", type=float, default=None, help="stop early after this wall time")
-    parser.add_argument("--steps", type=int, default=None, help="total steps (default: the config's)")
-    parser.add_argument(
-        "--stop-at", type=int, default=None, help="stop at this step (the LR schedule still follows --steps)"
-    )
+    add_run_arguments(parser)
     parser.add_argument("--cache", type=Path, default=None, help="folder holding cache/ (default OUT)")
-    parser.add_argument("--export-only", action="store_true", help="re-export OUT's checkpoint and exit")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (results depend on it)")
     parser.add_argument(
         "--init", type=Path, default=None, help="fine-tune: start from this exported weights folder"
     )
-    add_override_argument(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.export_only:

@@ -44,7 +44,7 @@ from .run import (
     Budget,
     Schedule,
     Trainer,
-    add_override_argument,
+    add_run_arguments,
     apply_overrides,
     load_checkpoint,
     open_run,
@@ -300,18 +300,7 @@ def export_only(out: Path, data_dir: Path | None) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="run directory (log, checkpoint, export)")
-    parser.add_argument("--data", type=Path, default=None, help="real-sound folder with manifest.csv")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--minutes", type=float, default=None, help="stop early after this wall time")
-    parser.add_argument("--steps", type=int, default=None, help="total steps (default: the config's)")
-    parser.add_argument(
-        "--stop-at", type=int, default=None, help="stop at this step (the LR still follows --steps)"
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (results depend on it)")
-    parser.add_argument("--export-only", action="store_true", help="re-export OUT's checkpoint and exit")
-    add_override_argument(parser)
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.export_only:
