@@ -89,7 +89,9 @@ class MelSet:
         return self.mels.shape[0]
 
 
-def _level(x: np.ndarray, rng: np.random.Generator, lo_db: float = -30.0, hi_db: float = -16.0) -> np.ndarray:
+def random_level(
+    x: np.ndarray, rng: np.random.Generator, lo_db: float = -30.0, hi_db: float = -16.0
+) -> np.ndarray:
     """Scale to a random RMS in [lo_db, hi_db] dBFS with the peak kept <= 0.98."""
     rms = np.sqrt(np.mean(x**2)) + 1e-9
     y = x * (10 ** (rng.uniform(lo_db, hi_db) / 20) / rms)
@@ -190,7 +192,7 @@ def _real_items(cfg: MelDataConfig, data_dir: Path, split: str, bank, sr: int, l
             else:
                 latest = 1.5 if clip.cls == "spoken_digit" else 0.4
                 x = _place(audio, n, rng, latest, sr)
-            x = _level(x, rng)
+            x = random_level(x, rng)
             captions = [
                 make_real_caption(clip.cls, rng, split, clip.digit) for _ in range(cfg.captions_per_clip)
             ]

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .mel_data import class_probabilities, random_level
 from .run import (
     EMA,
     EXPORT_DIR,
@@ -55,6 +56,7 @@ from .run import (
 NAME = "vocoder_adapter"
 SAMPLE_RATE = 22050
 HOP = 256
+LEVEL_DB = (-30.0, -14.0)  # the crops' random RMS range, dBFS
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop) of the multi-resolution loss
 
 
@@ -91,14 +93,6 @@ class AudioSet:
 
     clips: list[np.ndarray]
     classes: list[str]
-
-
-def _level(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random RMS in [-30, -14] dBFS with the peak kept <= 0.98 (as the prior's training clips)."""
-    rms = float(np.sqrt(np.mean(x**2))) + 1e-9
-    y = x * (10 ** (rng.uniform(-30.0, -14.0) / 20) / rms)
-    peak = float(np.max(np.abs(y)))
-    return y * (0.98 / peak) if peak > 0.98 else y
 
 
 def load_audio(cfg: VocoderTrainConfig, data_dir: Path | None, split: str, log) -> AudioSet:
@@ -149,19 +143,19 @@ def _crop(x: np.ndarray, n: int, rng: np.random.Generator, tries: int = 8) -> np
     return window
 
 
-def audio_batch(data: AudioSet, step: int, cfg: VocoderTrainConfig) -> Tensor:
-    """Seeded batch of class-balanced, levelled crops.
+def audio_batch(data: AudioSet, probs: np.ndarray, step: int, cfg: VocoderTrainConfig) -> Tensor:
+    """Seeded batch of levelled crops, clips drawn with ``probs`` (class-balanced: ``class_probabilities``).
 
     Shape:
         -> (batch, segment_frames * 256)
     """
     rng = np.random.default_rng(step_seed(cfg.seed, step, 3))
-    names, inverse, counts = np.unique(np.array(data.classes), return_inverse=True, return_counts=True)
-    p = (1.0 / counts)[inverse]
-    pick = rng.choice(len(data.clips), size=cfg.batch, p=p / p.sum())
+    pick = rng.choice(len(data.clips), size=cfg.batch, p=probs)
     n = cfg.segment_frames * HOP
     return torch.from_numpy(
-        np.stack([_level(_crop(data.clips[i], n, rng), rng) for i in pick]).astype(np.float32)
+        np.stack([random_level(_crop(data.clips[i], n, rng), rng, *LEVEL_DB) for i in pick]).astype(
+            np.float32
+        )
     )
 
 
@@ -209,7 +203,9 @@ def evaluate(vocoder, mel, data: AudioSet, cfg: VocoderTrainConfig) -> dict[str,
     n = cfg.segment_frames * HOP * 2
     groups: dict[str, list[float]] = {}
     for clip, cls in zip(data.clips, data.classes, strict=True):
-        x = torch.from_numpy(_level(_crop(np.pad(clip, (0, max(0, n - len(clip)))), n, rng), rng))[None]
+        x = torch.from_numpy(
+            random_level(_crop(np.pad(clip, (0, max(0, n - len(clip)))), n, rng), rng, *LEVEL_DB)
+        )[None]
         log_mel = mel.log_mel(x)
         y_hat = vocoder(log_mel)[:, 0, :n]
         group = "world" if cls in FAMILIES else "real"
@@ -259,6 +255,7 @@ def train(
     write_config(out, asdict(cfg), resume)
     train_set = load_audio(cfg, data_dir, "train", log)
     heldout = load_audio(cfg, data_dir, "heldout", log)
+    probs = class_probabilities(train_set.classes, {})
     torch.manual_seed(cfg.seed)
     vocoder = load_vocoder()
     params = attach_adapter(vocoder, cfg.rank, cfg.seed)
@@ -273,7 +270,7 @@ def train(
     t0 = time.monotonic()
     history = trainer.run(
         Schedule.of(cfg),
-        lambda step: vocoder_loss(vocoder, mel, audio_batch(train_set, step, cfg)),
+        lambda step: vocoder_loss(vocoder, mel, audio_batch(train_set, probs, step, cfg)),
         scores,
         stop_at,
         Budget(minutes),
