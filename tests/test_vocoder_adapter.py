@@ -1,6 +1,7 @@
 """The vocoder's low-rank adapter (models/vocoder.py) and its fine-tuning script
 (training/train_vocoder.py): the adapter starts as the identity, merges into plain weights exactly,
-is refused when it does not fit, and a short run trains, exports and loads it."""
+is refused when it does not fit; the adversarial loss trains each side with its own terms only; and a
+short run (by regression or adversarially) trains, exports and loads it."""
 
 from __future__ import annotations
 
@@ -112,11 +113,57 @@ def test_load_vocoder_merges_an_adapter_file(tmp_path: Path) -> None:
         load_vocoder(VocoderConfig(path=path, adapter=str(tmp_path / "nope.safetensors")))
 
 
+def test_each_side_of_the_adversarial_loss_trains_with_its_own_terms_only() -> None:
+    from audiosds.models.discriminator import DiscriminatorConfig, Discriminators
+    from audiosds.models.mel import MelSpectrogram
+    from audiosds.training.train_vocoder import VocoderTrainConfig, vocoder_loss
+
+    torch.manual_seed(0)
+    generator = HiFiGAN().eval()  # the real layout (hop 256), random weights
+    for p in generator.parameters():
+        p.requires_grad_(False)
+    adapter = attach_adapter(generator, rank=2)
+    with torch.no_grad():
+        for p in adapter[0::2]:
+            p.normal_(0.0, 0.01)
+    small = DiscriminatorConfig(periods=(2, 3), period_channels=(4, 8), scales=2, scale_channels=(4, 8, 8))
+    disc = Discriminators(small)
+    gan = torch.nn.ModuleDict({"generator": generator, "discriminator": disc})
+    regression = torch.nn.ModuleDict({"generator": generator})
+    cfg = VocoderTrainConfig(adversarial_weight=0.5, disc_warmup=3)
+    mel, audio = MelSpectrogram(), 0.1 * torch.randn(1, 8 * 256, generator=torch.Generator().manual_seed(3))
+
+    def gradients(
+        model: torch.nn.ModuleDict, step: int
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], dict]:
+        for p in [*adapter, *disc.parameters()]:
+            p.grad = None
+        loss, parts = vocoder_loss(model, mel, audio, cfg, step)
+        loss.backward()
+        grads = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in adapter]
+        return grads, [p.grad.clone() for p in disc.parameters() if "discriminator" in model], parts
+
+    only_regression, none, parts = gradients(regression, 3)
+    assert none == [] and set(parts) == {"mel_l1", "stft"}
+    warming, disc_warming, parts = gradients(gan, cfg.disc_warmup - 1)
+    assert set(parts) == {"mel_l1", "stft", "disc"}
+    assert all(torch.allclose(a, b) for a, b in zip(warming, only_regression, strict=True))  # no leak into G
+    adversarial, disc_after, parts = gradients(gan, cfg.disc_warmup)
+    assert set(parts) == {"mel_l1", "stft", "disc", "adv", "fm"}
+    assert all(torch.allclose(a, b) for a, b in zip(disc_after, disc_warming, strict=True))  # none into D
+    assert any(float(g.abs().sum()) > 0 for g in disc_after)
+    assert not all(torch.allclose(a, b) for a, b in zip(adversarial, only_regression, strict=True))
+
+
 @needs_wheel
-def test_a_short_fine_tuning_run_exports_an_adapter_the_prior_loads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("adversarial_weight", [0.0, 0.5])
+def test_a_short_fine_tuning_run_exports_an_adapter_the_prior_loads(
+    tmp_path: Path, adversarial_weight: float
+) -> None:
     from safetensors.torch import load_file
 
     from audiosds.training import train_vocoder
+    from audiosds.training.run import load_checkpoint
 
     cfg = train_vocoder.VocoderTrainConfig(
         steps=2,
@@ -130,9 +177,15 @@ def test_a_short_fine_tuning_run_exports_an_adapter_the_prior_loads(tmp_path: Pa
         world_per_family=1,
         world_seconds=1.0,
         eval_world_per_family=0,
+        adversarial_weight=adversarial_weight,
+        disc_warmup=1,
     )
     history = train_vocoder.train(cfg, tmp_path / "run", None)
     assert len(history) == 2 and all(h["loss"] > 0 for h in history)
+    adversarial = adversarial_weight > 0
+    assert [("disc" in h, "adv" in h) for h in history] == [(adversarial, False), (adversarial, adversarial)]
+    saved = load_checkpoint(tmp_path / "run")["model"]
+    assert any(k.startswith("discriminator.") for k in saved) == adversarial  # resumable with its critic
     export = tmp_path / "run" / "export"
     state = load_file(str(export / "vocoder_adapter.safetensors"))
     assert all(v.dtype == torch.float16 for v in state.values())
