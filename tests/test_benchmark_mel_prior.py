@@ -300,3 +300,57 @@ def test_the_attribute_section_reports_shares_per_pair_and_axis_and_saves_pairs(
     saved = sorted(p.name for p in (tmp_path / "attr").iterdir())
     assert len([n for n in saved if n.endswith(".wav")]) == 2 * 2 * args.save_per_class
     assert [n for n in saved if n.endswith(".png")] == ["00_pitch.png", "01_pitch.png"]
+
+
+def test_shards_render_disjoint_jobs_that_a_later_run_reuses_unchanged(tmp_path: Path) -> None:
+    keys = [mel_prior.clip_key(f"prompt {i}", i, {"cfg_scale": 4.0}, "w") for i in range(7)]
+    calls: list[int] = []
+
+    def render(i: int) -> np.ndarray:
+        calls.append(i)
+        return np.full(5, i, dtype=np.float32) + np.random.default_rng(i).normal(size=5).astype(np.float32)
+
+    first, n1 = mel_prior.cached_clips(keys, render, tmp_path, (1, 3))
+    second, n2 = mel_prior.cached_clips(keys, render, tmp_path, (3, 3))
+    assert calls == [0, 3, 6, 2, 5] and (n1, n2) == (3, 2)
+    assert [c is None for c in first] == [False, True, True, False, True, True, False]
+    assert [c is None for c in second] == [False, True, False, False, True, False, False]  # shard 1's reused
+    whole, n3 = mel_prior.cached_clips(keys, render, tmp_path)
+    assert n3 == 2 and calls[-2:] == [1, 4]  # only shard 2's jobs were left
+    for i, clip in enumerate(whole):
+        assert np.array_equal(clip, render(i))  # bit for bit what rendering gives
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{k}.npy" for k in keys)
+
+
+def test_a_clip_key_changes_with_anything_that_changes_the_clip() -> None:
+    key = mel_prior.clip_key("a dog barking", 3, {"cfg_scale": 4.0, "steps": 32}, "abc")
+    assert key == mel_prior.clip_key("a dog barking", 3, {"steps": 32, "cfg_scale": 4.0}, "abc")
+    others = [
+        mel_prior.clip_key("a dog barks", 3, {"cfg_scale": 4.0, "steps": 32}, "abc"),
+        mel_prior.clip_key("a dog barking", 4, {"cfg_scale": 4.0, "steps": 32}, "abc"),
+        mel_prior.clip_key("a dog barking", 3, {"cfg_scale": 2.0, "steps": 32}, "abc"),
+        mel_prior.clip_key("a dog barking", 3, {"cfg_scale": 4.0, "steps": 32}, "abd"),
+    ]
+    assert key not in others and len(set(others)) == 4
+
+
+def test_weights_digest_follows_the_files_bytes(tmp_path: Path) -> None:
+    (tmp_path / "denoiser.safetensors").write_bytes(b"abc")
+    (tmp_path / "mel.json").write_text("{}")
+    before = mel_prior.weights_digest(tmp_path)
+    assert before == mel_prior.weights_digest(tmp_path)
+    (tmp_path / "vocoder_adapter.safetensors").write_bytes(b"x")  # an adapter changes the sound
+    assert mel_prior.weights_digest(tmp_path) != before
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0"])
+def test_a_bad_shard_or_a_shard_beyond_gen_is_one_line(text: str, capsys: pytest.CaptureFixture) -> None:
+    assert mel_prior.parse_shard("2/3") == (2, 3)
+    with pytest.raises(SystemExit):
+        mel_prior.parse_args(["--data", "D", "--weights", "W", "--sections", "gen", "--shard", text])
+    assert "expected I/N with 1 <= I <= N" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        mel_prior.parse_args(
+            ["--data", "D", "--weights", "W", "--sections", "gen", "vocoder", "--shard", "1/2"]
+        )
+    assert "--shard: only with --sections gen" in capsys.readouterr().err

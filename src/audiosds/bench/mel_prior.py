@@ -5,7 +5,7 @@
         [--world-per-family 3] [--digits 20]
         [--judge-clips-per-family 40] [--per-class 4] [--cfg 4] [--steps 32] [--classes FAMILY ...]
         [--real-classes CLASS ...] [--save-per-class 2] [--esc-per-class N]
-        [--renderings vocoded mel_phase] [--attribute-seeds 10]
+        [--renderings vocoded mel_phase] [--attribute-seeds 10] [--shard I/N]
 
 Every clip is 5 s (``--seconds``) of 22.05 kHz mono; every draw is a pure function of ``--seed``.
 Two judges that are not the prior:
@@ -30,6 +30,10 @@ gen      ``--per-class`` prompts per class in held-out phrasings (world: ``sampl
          top-1 >= 80%; real classes >= 90% of the vocoded originals' rate. ``--save-per-class``
          clips per class go to ``--out/gen`` as WAV, with one log-mel figure per class; the JSON
          keeps every prompt, its verdict and, for real classes, YAMNet's unrestricted top labels.
+         Every generated clip is kept in ``--out/gen_clips`` under a key of its prompt, seed,
+         settings and weights, and reused by later runs: ``--shard I/N`` generates only every N-th
+         prompt (from the I-th) and judges nothing, so N processes fill the folder in parallel with
+         exactly the clips of one run, and a run without ``--shard`` then judges them all.
 
 attr     Attribute words (issue 7): prompt pairs in held-out phrasings that differ in one attribute,
          both generated from the same sampler seed (``tasks.generate`` as in gen), for
@@ -433,6 +437,72 @@ def _mel_figure(path: Path, panels: Sequence[tuple[str, np.ndarray]], mel) -> No
     plt.close(fig)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` (1 <= I <= N) -> (I, N)."""
+    index, sep, count = text.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = (0, 0)
+    if not sep or not 1 <= shard[0] <= shard[1]:
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, e.g. 1/2; got {text!r}")
+    return shard
+
+
+def weights_digest(folder: Path) -> str:
+    """SHA-1 over the names and bytes of a weights folder's files (what a generated clip depends on)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_file():
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def clip_key(prompt: str, seed: int, settings: dict[str, object], digest: str) -> str:
+    """The file name of a generated clip: a hash of everything that makes its samples."""
+    import hashlib
+
+    text = json.dumps({"prompt": prompt, "seed": seed, "weights": digest, **settings}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+def cached_clips(
+    keys: Sequence[str],
+    render: Callable[[int], np.ndarray],
+    folder: Path,
+    shard: tuple[int, int] | None = None,
+) -> tuple[list[np.ndarray | None], int]:
+    """Each job's clip from ``folder/<key>.npy`` when a run saved it, else ``render(i)`` (then saved).
+
+    With ``shard`` (I, N) only jobs ``i`` with ``i % N == I - 1`` are rendered; the others are None
+    unless already in ``folder``. Returns the clips and how many were rendered here.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    clips: list[np.ndarray | None] = []
+    rendered = 0
+    mine = [shard is None or i % shard[1] == shard[0] - 1 for i in range(len(keys))]
+    bar = progress(sum(mine), "generating")
+    for i, key in enumerate(keys):
+        path = folder / f"{key}.npy"
+        if path.is_file():
+            clips.append(np.load(path))
+        elif mine[i]:
+            clip = np.asarray(render(i), dtype=np.float32)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, clip)
+            os.replace(tmp, path)  # a parallel shard never reads half a file
+            clips.append(clip)
+            rendered += 1
+        else:
+            clips.append(None)
+        if mine[i]:
+            bar.update()
+    bar.close()
+    return clips, rendered
+
+
 def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: dict | None) -> dict:
     """Generation from held-out phrasings, judged; the ratio to the vocoded originals."""
     from ..priors import build
@@ -442,21 +512,30 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
     world = tools["families"] if args.classes is None else args.classes
     real = tools["esc10"] if args.real_classes is None else args.real_classes
     jobs = gen_prompts(world, real, args.per_class, args.seed)
-    audio = []
+    settings = {"seconds": args.seconds, "steps": args.steps, "cfg_scale": args.cfg, "method": "dpmpp_2m"}
+    seeds = [args.seed * 1_000_003 + i for i in range(len(jobs))]
+    digest = weights_digest(prior.weights_dir)
+    keys = [
+        clip_key(prompt, seed, settings, digest) for (_, _, prompt), seed in zip(jobs, seeds, strict=True)
+    ]
+
+    def render(i: int) -> np.ndarray:
+        return generate(prior, jobs[i][2], GenerateConfig(**settings, seed=seeds[i]))[0].numpy()
+
+    folder = Path(args.out) / "gen_clips"
     start = time.monotonic()
-    bar = progress(len(jobs), "generating")
-    for i, (_, _, prompt) in enumerate(jobs):
-        cfg = GenerateConfig(
-            seconds=args.seconds,
-            steps=args.steps,
-            cfg_scale=args.cfg,
-            method="dpmpp_2m",
-            seed=args.seed * 1_000_003 + i,
-        )
-        audio.append(generate(prior, prompt, cfg)[0].numpy())
-        bar.update()
-    bar.close()
+    clips, rendered = cached_clips(keys, render, folder, args.shard)
     seconds = time.monotonic() - start
+    missing = sum(clip is None for clip in clips)
+    if args.shard is not None or missing:
+        report(
+            "## Generation from held-out phrasings\n",
+            f"Shard {args.shard[0]}/{args.shard[1]}: " if args.shard else "",
+            f"{rendered} clip(s) generated into `{folder}` in {seconds:.0f} s; {missing} of {len(jobs)} "
+            "still missing there. Run again without `--shard` (same options) to judge them.\n",
+        )
+        return {"shard": list(args.shard or ()), "generated": rendered, "missing": missing}
+    audio: list[np.ndarray] = clips  # every clip present
     truth = [cls for _, cls, _ in jobs]
     judges = [tools["world_judge"] if g == "world" else tools["real_judge"](cls) for g, cls, _ in jobs]
     predicted = judge_clips(audio, judges)
@@ -464,7 +543,8 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
         "cfg": args.cfg,
         "steps": args.steps,
         "per_class": args.per_class,
-        "seconds_per_clip": seconds / len(jobs),
+        "seconds_per_clip": seconds / rendered if rendered else None,
+        "clips_reused": len(jobs) - rendered,
         "prompts": [
             {"group": g, "class": c, "prompt": p, "judged": j}
             for (g, c, p), j in zip(jobs, predicted, strict=True)
@@ -479,8 +559,14 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
     report(
         "## Generation from held-out phrasings\n",
         f"`{prior.weights_dir}`; {args.per_class} prompts x {len(world) + len(real)} classes, "
-        f"{args.seconds:g} s, DPM++(2M) {args.steps} steps, cfg {args.cfg:g}; {seconds:.0f} s "
-        f"({seconds / len(jobs):.2f} s per clip, text embedding, sampling and vocoding).\n",
+        f"{args.seconds:g} s, DPM++(2M) {args.steps} steps, cfg {args.cfg:g}; {rendered} clips generated "
+        f"here in {seconds:.0f} s"
+        + (
+            f" ({seconds / rendered:.2f} s per clip, text embedding, sampling and vocoding)"
+            if rendered
+            else ""
+        )
+        + f", {len(jobs) - rendered} from `{folder}`.\n",
         "| set | clips | top-1 | target | vocoded originals | ratio (target >= 90%) |",
         "|---|---|---|---|---|---|",
     )
@@ -800,7 +886,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="clips per class (attr: seeds per prompt pair) saved for listening",
     )
     parser.add_argument("--attribute-seeds", type=int, default=10, help="attr: sampler seeds per prompt pair")
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=None,
+        metavar="I/N",
+        help="gen only: generate every N-th prompt from the I-th into --out/gen_clips and judge nothing; "
+        "run N of these in parallel, then once without --shard to judge",
+    )
     args = parser.parse_args(argv)
+    if args.shard is not None and args.sections != ["gen"]:
+        parser.error("--shard: only with --sections gen")
     if args.attribute_seeds < 1:
         parser.error(f"--attribute-seeds: expected >= 1, got {args.attribute_seeds}")
     if "gen" in args.sections and args.weights is None:
@@ -828,8 +924,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     machine = f"{os.cpu_count()}-core CPU ({platform.machine()}), {args.threads} thread(s)"
     report("# Mel prior benchmarks (issue 26)\n", f"`{command}`  \n", f"seed {args.seed}; {machine}.\n")
 
-    tools = {}
-    if {"vocoder", "gen"} & set(args.sections):  # the judges: attr measures its clips without them
+    tools = {"families": families, "esc10": esc10}
+    if args.shard is None and {"vocoder", "gen"} & set(args.sections):  # attr and shards judge nothing
         yam = yamnet.YAMNet(threads=args.threads)
         judge_start = time.monotonic()
         world_judge = fit_world_judge(
@@ -858,7 +954,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "vocoder" in args.sections:
         results["vocoder"] = {**run, **vocoder_section(args, tools, report)}
     if "gen" in args.sections:
-        results["gen"] = {**run, **gen_section(args, tools, report, results.get("vocoder"))}
+        section = gen_section(args, tools, report, results.get("vocoder"))
+        if "shard" not in section:  # a shard's clips are judged by the run after it
+            results["gen"] = {**run, **section}
     if "attr" in args.sections:
         from ..priors import build
 
