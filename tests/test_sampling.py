@@ -7,7 +7,7 @@ import torch
 
 from audiosds.priors import build
 from audiosds.priors.analytic import AnalyticPrior
-from audiosds.sampling import METHODS, denoise_from, generate_latent, karras_sigmas, sample
+from audiosds.sampling import METHODS, STOCHASTIC, denoise_from, generate_latent, karras_sigmas, sample
 
 PROMPT = "a dog barking"
 
@@ -136,6 +136,55 @@ def test_generation_matches_the_data_distribution(prior: AnalyticPrior) -> None:
     assert second.mean().abs() < 0.05 and abs(second.std().item() - 1.0) < 0.03
 
 
+def test_ancestral_generation_matches_the_data_distribution_but_not_the_ode_map(prior: AnalyticPrior) -> None:
+    """The reverse SDE reaches N(mu, 0.5^2) per prompt by another path than the ODE, up to its
+    discretisation error."""
+    cond = prior.embed([PROMPT, ""])
+    z = generate_latent(
+        prior, cond, 64, 60, 1.0, "euler_ancestral", torch.Generator().manual_seed(0), num_per_prompt=16
+    )
+    start = 80.0 * torch.randn(32, 8, 64, generator=torch.Generator().manual_seed(0))
+    assert (z - prior.ode_solution(start.double(), 80.0, cond).float()).abs().mean() > 0.1  # noise was added
+    # Euler-Maruyama's own error: for data N(mu, 0.5^2) and the exact denoiser, the step maps the
+    # variance V -> (a + (down / sigma)(1 - a))^2 V + up^2 with a = 0.25 / (0.25 + sigma^2); at 60 steps
+    # that ends at std 0.453, not 0.5 (0.485 at 200 steps, 0.497 at 1,000).
+    sigmas = karras_sigmas(60, prior.sigma_min, prior.sigma_max).double()
+    var = sigmas[0] ** 2 + 0.25
+    for sigma, nxt in zip(sigmas[:-1], sigmas[1:], strict=True):
+        a = 0.25 / (0.25 + sigma**2)
+        up2 = nxt**2 * (sigma**2 - nxt**2) / sigma**2
+        var = (a + (nxt**2 - up2).sqrt() / sigma * (1 - a)) ** 2 * var + up2
+    first = z[:16]
+    mu = prior.prompt_mean(PROMPT)
+    assert (first.mean(dim=(0, 2)) - mu).abs().max() < 0.07
+    assert abs((first - mu[None, :, None]).std().item() - var.sqrt().item()) < 0.015
+    assert 0.44 < var.sqrt().item() < 0.46
+
+
+@pytest.mark.parametrize("method", STOCHASTIC)
+def test_an_ancestral_step_keeps_the_noise_level_and_ends_exactly_on_the_estimate(method: str) -> None:
+    """Against a denoiser that always answers x0: each step's x' - x0 has std sigma', the last is x0."""
+
+    class Fixed:
+        def denoise(self, z, sigma, cond, cfg_scale):  # noqa: ANN001, ANN202
+            return torch.full_like(z, 0.25)
+
+    sigmas = torch.tensor([10.0, 4.0, 1.0, 0.0])
+    z = 0.25 + 10.0 * torch.randn(2, 64, 256, generator=torch.Generator().manual_seed(3))
+    seen: list[float] = []
+    out = sample(
+        Fixed(),
+        z,
+        sigmas,
+        None,
+        method=method,
+        callback=lambda i, s, x, x0: seen.append(float((x - x0).std())),
+        generator=torch.Generator().manual_seed(4),
+    )
+    assert seen == pytest.approx([10.0, 4.0, 1.0], rel=0.02)
+    assert torch.equal(out, torch.full_like(z, 0.25))
+
+
 def test_generation_is_deterministic_per_seed(prior: AnalyticPrior) -> None:
     cond = prior.embed([PROMPT])
 
@@ -144,6 +193,12 @@ def test_generation_is_deterministic_per_seed(prior: AnalyticPrior) -> None:
 
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
+
+    def ancestral(seed: int) -> torch.Tensor:
+        return generate_latent(prior, cond, 8, 6, 3.0, "euler_ancestral", torch.Generator().manual_seed(seed))
+
+    assert torch.equal(ancestral(1), ancestral(1))
+    assert not torch.equal(ancestral(1), ancestral(2))
 
 
 def test_callback_sees_every_step_and_inference_mode_works(prior: AnalyticPrior) -> None:
@@ -163,8 +218,16 @@ def test_callback_sees_every_step_and_inference_mode_works(prior: AnalyticPrior)
 def test_validation(prior: AnalyticPrior) -> None:
     cond = prior.embed([PROMPT])
     z = torch.zeros(1, 8, 4)
-    with pytest.raises(ValueError, match=r"method: expected one of \('ddim', 'heun', 'dpmpp_2m'\)"):
+    with pytest.raises(
+        ValueError, match=r"method: expected one of \('ddim', 'heun', 'dpmpp_2m', 'euler_ancestral'\)"
+    ):
         sample(prior, z, karras_sigmas(2, 0.1, 1.0), cond, method="euler_a")
+    with pytest.raises(ValueError, match="'euler_ancestral': expected a torch.Generator"):
+        sample(prior, z, karras_sigmas(2, 0.1, 1.0), cond, method="euler_ancestral")
+    with pytest.raises(ValueError, match=r"method: expected one of \('ddim', 'heun', 'dpmpp_2m'\)"):
+        denoise_from(
+            prior, z + 1.0, 1.0, cond, 1.0, num_steps=3, method="euler_ancestral"
+        )  # SDS: deterministic
     with pytest.raises(ValueError, match="non-increasing"):
         sample(prior, z, torch.tensor([1.0, 2.0, 0.0]), cond)
     with pytest.raises(ValueError, match="last entry"):

@@ -269,7 +269,7 @@ def _opt(*flags: str, to: dict[tuple[str, ...], str] | tuple[str, ...], help: st
 def options() -> tuple[Option, ...]:
     """The table: every option of every command, in the order --help lists them."""
     from .priors import PRIORS
-    from .sampling import METHODS
+    from .sampling import GENERATION_METHODS
     from .sds import MODES
     from .tasks.separate import PARAMETRIZATIONS
 
@@ -506,8 +506,8 @@ def options() -> tuple[Option, ...]:
         _opt(
             "--method",
             to={GENERATE: "sampler"},
-            help="deterministic sampler (default {default})",
-            choices=METHODS,
+            help="sampler (default {default}); euler_ancestral adds seeded noise on the way",
+            choices=GENERATION_METHODS,
         ),
         _opt("-o", "--out", to=OUT_DIR + BATCH, help="output folder (required)", type=Path),
         _opt("-o", "--out", to=GENERATE, help="output WAV file (required)", type=Path),

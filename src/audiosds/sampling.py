@@ -6,7 +6,10 @@ The probability-flow ODE in variance-exploding form (Karras et al. 2022, eq. 3 w
 
 is integrated through a descending schedule ``sigmas`` whose last entry may be 0. The same
 code serves generation and SDS's K-step partial denoise (Audio-SDS arXiv 2505.04621 Sec. 3,
-"multistep denoising"). All samplers are deterministic: no noise is injected after the start.
+"multistep denoising"). The samplers of ``METHODS`` are deterministic: no noise is injected after
+the start. ``euler_ancestral`` (generation only) solves the reverse SDE instead: each step
+denoises to a lower level than the next and adds fresh noise from a seeded generator back up to
+it, which lets later steps correct what earlier ones got wrong.
 
 Notation:
     z         the current latent (B, D, T), at noise level sigma
@@ -26,15 +29,17 @@ from torch import Tensor
 
 from .priors.base import Conditioning, Prior, sigma_vector
 
-METHODS = ("ddim", "heun", "dpmpp_2m")
+METHODS = ("ddim", "heun", "dpmpp_2m")  # deterministic: SDS's partial denoise and generation
+STOCHASTIC = ("euler_ancestral",)  # generation only: needs a generator for the noise it adds
+GENERATION_METHODS = METHODS + STOCHASTIC
 
 # callback(step index, sigma (B,), z before the step (B, D, T), x0_hat (B, D, T))
 Callback = Callable[[int, Tensor, Tensor, Tensor], None]
 
 
-def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+def _check_method(method: str, allowed: tuple[str, ...] = METHODS) -> None:
+    if method not in allowed:
+        raise ValueError(f"method: expected one of {allowed}, got {method!r}")
 
 
 def karras_sigmas(
@@ -93,6 +98,7 @@ def sample(
     cfg_scale: float = 1.0,
     method: str = "ddim",
     callback: Callback | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Integrate the probability-flow ODE from ``z`` (already at noise level sigmas[0]).
 
@@ -102,6 +108,11 @@ def sample(
             step to sigma' = 0. Two calls per step.
         "dpmpp_2m": DPM-Solver++(2M) (Lu et al. 2022), multistep data prediction in
             lambda = -log sigma; first order on the first step and on steps to 0. One call per step.
+        "euler_ancestral": reverse-SDE Euler steps. From sigma to sigma' the step splits sigma'^2
+            into sigma_up^2 = sigma'^2 (sigma^2 - sigma'^2) / sigma^2, fresh noise, and
+            sigma_down^2 = sigma'^2 - sigma_up^2: x' = x0_hat + (sigma_down / sigma) (z - x0_hat)
+            + sigma_up eps, so x' has the marginal noise level sigma'. Stochastic (``generator``);
+            the step to 0 is exact. One call per step.
 
     Args:
         prior: any prior.
@@ -109,8 +120,9 @@ def sample(
         sigmas: schedule shared by every row, or one column per row.
         cond: conditioning, prompt-major over the batch.
         cfg_scale: classifier-free guidance scale.
-        method: one of METHODS.
+        method: one of GENERATION_METHODS.
         callback: called before each step as callback(i, sigma, z, x0_hat).
+        generator: the noise of a stochastic method (required for those; drawn on its device).
 
     Returns:
         z at sigmas[-1].
@@ -118,7 +130,9 @@ def sample(
     Shape:
         z (B, D, T), sigmas (S+1,) or (S+1, B) -> (B, D, T)
     """
-    _check_method(method)
+    _check_method(method, GENERATION_METHODS)
+    if method in STOCHASTIC and generator is None:
+        raise ValueError(f"method {method!r}: expected a torch.Generator for its noise")
     if z.ndim != 3:
         raise ValueError(f"z: expected (B, D, T), got {tuple(z.shape)}")
     s = _schedule(sigmas, z)
@@ -135,6 +149,8 @@ def sample(
             x = x0 + ratio * (x - x0)
         elif method == "heun":
             x = _heun_step(prior, x, x0, sigma, sigma_next, cond, cfg_scale)
+        elif method == "euler_ancestral":
+            x = _ancestral_step(x, x0, sigma, sigma_next, generator)
         else:
             # h = log(sigma / sigma'); the 2M correction extrapolates x0 linearly in lambda:
             # x0_d = x0 + h / (2 h_last) * (x0 - x0_prev); first order where undefined.
@@ -148,6 +164,16 @@ def sample(
             x = ratio * x + (1 - ratio) * x0_d
             old_x0, h_last = x0, h
     return x
+
+
+def _ancestral_step(
+    x: Tensor, x0: Tensor, sigma: Tensor, sigma_next: Tensor, generator: torch.Generator
+) -> Tensor:
+    """One reverse-SDE Euler step from sigma to sigma' (see :func:`sample`), per row."""
+    up = torch.sqrt((sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2).clamp_min(0))  # (B,)
+    down = torch.sqrt((sigma_next**2 - up**2).clamp_min(0))  # (B,)
+    eps = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+    return x0 + (down / sigma)[:, None, None] * (x - x0) + up[:, None, None] * eps
 
 
 def _heun_step(
@@ -241,7 +267,7 @@ def generate_latent(
         num_frames: latent frames T.
         num_steps: sampler steps.
         cfg_scale: classifier-free guidance scale.
-        method: one of METHODS.
+        method: one of GENERATION_METHODS.
         generator: the only source of randomness (noise drawn on its device).
         sigma_max: start level (default ``prior.sigma_max``).
         sigma_min: last nonzero level (default ``prior.sigma_min``).
@@ -250,7 +276,7 @@ def generate_latent(
     Shape:
         -> (P * num_per_prompt, D, num_frames)
     """
-    _check_method(method)
+    _check_method(method, GENERATION_METHODS)
     if not isinstance(num_frames, int) or isinstance(num_frames, bool) or num_frames < 1:
         raise ValueError(f"num_frames: expected an int >= 1, got {num_frames!r}")
     if not isinstance(num_per_prompt, int) or isinstance(num_per_prompt, bool) or num_per_prompt < 1:
@@ -261,4 +287,4 @@ def generate_latent(
     shape = (cond.num_prompts * num_per_prompt, prior.latent_channels, num_frames)
     noise = torch.randn(shape, generator=generator, device=generator.device)
     z = noise.to(prior.device) * hi
-    return sample(prior, z, sigmas, cond, cfg_scale, method)
+    return sample(prior, z, sigmas, cond, cfg_scale, method, generator=generator)

@@ -5,7 +5,7 @@
         [--world-per-family 3] [--digits 20]
         [--judge-clips-per-family 40] [--per-class 4] [--cfg 4] [--steps 32] [--classes FAMILY ...]
         [--real-classes CLASS ...] [--save-per-class 2] [--esc-per-class N]
-        [--renderings vocoded mel_phase] [--attribute-seeds 10] [--shard I/N]
+        [--renderings vocoded mel_phase] [--attribute-seeds 10] [--shard I/N] [--method dpmpp_2m]
 
 Every clip is 5 s (``--seconds``) of 22.05 kHz mono; every draw is a pure function of ``--seed``.
 Two judges that are not the prior:
@@ -22,17 +22,16 @@ vocoder  Held-out originals, their mel (the prior's fixed encoder) voiced by HiF
          Accuracy of the originals and of the vocoded clips side by side. Target: vocoded >= 90%.
          ``--renderings mel_phase`` adds (or, alone, replaces the vocoder by) the mel's smooth
          magnitude with each clip's own STFT phase: what the representation keeps, phase for free.
-gen      ``--per-class`` prompts per class in held-out phrasings (world: ``sample_clips("heldout",
-         seed=seed + 2)`` captions; real: ``world.real.make_real_caption(cls, rng, "heldout")``),
-         each generated with ``tasks.generate`` (DPM++(2M), ``--steps``, ``--cfg``). Per-class
-         accuracy, misses and overall; the ratio to the vocoded originals' accuracy on the same
-         classes (read from this run or from ``--out``'s earlier ``results.json``). Targets:
-         top-1 >= 80%; real classes >= 90% of the vocoded originals' rate. ``--save-per-class``
-         clips per class go to ``--out/gen`` as WAV, with one log-mel figure per class; the JSON
-         keeps every prompt, its verdict and, for real classes, YAMNet's unrestricted top labels.
-         Every generated clip is kept in ``--out/gen_clips`` under a key of its prompt, seed,
-         settings and weights, and reused by later runs: ``--shard I/N`` generates only every N-th
-         prompt (from the I-th) and judges nothing, so N processes fill the folder in parallel with
+gen      ``--per-class`` prompts per class in held-out phrasings (world: ``sample_clips("heldout", seed=seed +
+         2)`` captions; real: ``world.real.make_real_caption(cls, rng, "heldout")``), each generated with
+         ``tasks.generate`` (``--method``, default DPM++(2M); ``--steps``, ``--cfg``). Per-class accuracy,
+         misses and overall; the ratio to the vocoded originals' accuracy on the same classes (read from this
+         run or from ``--out``'s earlier ``results.json``). Targets: top-1 >= 80%; real classes >= 90% of the
+         vocoded originals' rate. ``--save-per-class`` clips per class go to ``--out/gen`` as WAV, with one
+         log-mel figure per class; the JSON keeps every prompt, its verdict and, for real classes, YAMNet's
+         unrestricted top labels. Every generated clip is kept in ``--out/gen_clips`` under a key of its
+         prompt, seed, settings and weights, and reused by later runs: ``--shard I/N`` generates only every
+         N-th prompt (from the I-th) and judges nothing, so N processes fill the folder in parallel with
          exactly the clips of one run, and a run without ``--shard`` then judges them all.
 
 attr     Attribute words (issue 7): prompt pairs in held-out phrasings that differ in one attribute,
@@ -69,6 +68,7 @@ import torch
 import torch.nn.functional as F
 
 from ..audio import load_audio, resample, save_wav, write_text
+from ..sampling import GENERATION_METHODS
 from ..world import AXES
 from ..world.captions import ADJECTIVES, HELDOUT_ADJECTIVES
 from ..world.captions import PHRASES as WORD_PHRASES
@@ -512,7 +512,7 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
     world = tools["families"] if args.classes is None else args.classes
     real = tools["esc10"] if args.real_classes is None else args.real_classes
     jobs = gen_prompts(world, real, args.per_class, args.seed)
-    settings = {"seconds": args.seconds, "steps": args.steps, "cfg_scale": args.cfg, "method": "dpmpp_2m"}
+    settings = {"seconds": args.seconds, "steps": args.steps, "cfg_scale": args.cfg, "method": args.method}
     seeds = [args.seed * 1_000_003 + i for i in range(len(jobs))]
     digest = weights_digest(prior.weights_dir)
     keys = [
@@ -559,7 +559,7 @@ def gen_section(args: argparse.Namespace, tools: dict, report: Report, ceiling: 
     report(
         "## Generation from held-out phrasings\n",
         f"`{prior.weights_dir}`; {args.per_class} prompts x {len(world) + len(real)} classes, "
-        f"{args.seconds:g} s, DPM++(2M) {args.steps} steps, cfg {args.cfg:g}; {rendered} clips generated "
+        f"{args.seconds:g} s, {args.method} {args.steps} steps, cfg {args.cfg:g}; {rendered} clips generated "
         f"here in {seconds:.0f} s"
         + (
             f" ({seconds / rendered:.2f} s per clip, text embedding, sampling and vocoding)"
@@ -698,12 +698,12 @@ def attribute_seeds(seed: int, axis: int, pair: int, count: int) -> list[int]:
 
 
 def prior_render(prior: Prior, args: argparse.Namespace) -> Render:
-    """Generation as the gen section does it: DPM++(2M), ``--steps``, ``--cfg``, ``--seconds``."""
+    """Generation as the gen section does it: ``--method``, ``--steps``, ``--cfg``, ``--seconds``."""
     from ..tasks.generate import GenerateConfig, generate
 
     def render(prompt: str, seed: int) -> np.ndarray:
         cfg = GenerateConfig(
-            seconds=args.seconds, steps=args.steps, cfg_scale=args.cfg, method="dpmpp_2m", seed=seed
+            seconds=args.seconds, steps=args.steps, cfg_scale=args.cfg, method=args.method, seed=seed
         )
         return generate(prior, prompt, cfg)[0].numpy()
 
@@ -785,9 +785,10 @@ def attribute_section(
     report(
         "## Attribute words\n",
         f"{source}Prompt pairs in held-out phrasings that differ in one attribute, both generated from the "
-        f"same sampler seed, {count} seeds per pair ({args.seconds:g} s, DPM++(2M) {args.steps} steps, cfg "
-        f"{args.cfg:g}); a seed counts when the second prompt's measure exceeds the first's by the rule's "
-        f"margin. {total} clips in {elapsed:.0f} s ({elapsed / total:.2f} s per clip, measures included).\n",
+        f"same sampler seed, {count} seeds per pair ({args.seconds:g} s, {args.method} {args.steps} steps, "
+        f"cfg {args.cfg:g}); a seed counts when the second prompt's measure exceeds the first's by the "
+        f"rule's margin. {total} clips in {elapsed:.0f} s ({elapsed / total:.2f} s per clip, measures "
+        "included).\n",
         "| axis | words | measure | rule | in order | target >= 90% |",
         "|---|---|---|---|---|---|",
     )
@@ -867,6 +868,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-class", type=int, default=4, help="gen: prompts per class")
     parser.add_argument("--cfg", type=float, default=4.0, help="gen: classifier-free guidance scale")
     parser.add_argument("--steps", type=int, default=32, help="gen: sampler steps")
+    parser.add_argument(
+        "--method", default="dpmpp_2m", choices=GENERATION_METHODS, help="gen and attr: the sampler"
+    )
     parser.add_argument(
         "--classes",
         nargs="*",

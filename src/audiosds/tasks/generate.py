@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..priors import Prior
-from ..sampling import karras_sigmas, sample
+from ..sampling import GENERATION_METHODS, karras_sigmas, sample
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class GenerateConfig:
     seconds: float = 2.0
     steps: int = 30  # denoiser evaluations per CFG branch (Heun uses about twice as many)
     cfg_scale: float = 4.0
-    method: str = "dpmpp_2m"  # deterministic: "ddim", "heun" or "dpmpp_2m"
+    # "ddim", "heun", "dpmpp_2m" (deterministic) or "euler_ancestral" (stochastic, seeded by ``seed``)
+    method: str = "dpmpp_2m"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -30,6 +31,8 @@ class GenerateConfig:
             raise ValueError(f"steps: expected an integer in [1, 1000], got {self.steps!r}")
         if not (math.isfinite(self.cfg_scale) and 0 <= self.cfg_scale <= 100):
             raise ValueError(f"cfg: expected a scale in [0, 100], got {self.cfg_scale!r}")
+        if self.method not in GENERATION_METHODS:
+            raise ValueError(f"method: expected one of {GENERATION_METHODS}, got {self.method!r}")
 
 
 def generate(
@@ -57,7 +60,14 @@ def generate(
     step_cb = None if progress is None else (lambda i, sigma, z, x0_hat: progress(i))
     with torch.inference_mode():
         z = sample(
-            prior, noise * sigmas[0], sigmas, cond, config.cfg_scale, method=config.method, callback=step_cb
+            prior,
+            noise * sigmas[0],
+            sigmas,
+            cond,
+            config.cfg_scale,
+            method=config.method,
+            callback=step_cb,
+            generator=generator,  # after the start noise: the stochastic samplers' own draws
         )
         audio = prior.decode_generated(z)[0, :, :num_samples]
     return audio.float().cpu()

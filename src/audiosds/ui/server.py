@@ -113,7 +113,7 @@ class App:
 
     def state(self) -> dict[str, Any]:
         from ..priors import PRIORS
-        from ..sampling import METHODS
+        from ..sampling import GENERATION_METHODS
         from ..sds import MODES
 
         return {
@@ -125,7 +125,7 @@ class App:
             "max_seconds": self.config.max_seconds,
             "max_upload_mb": MAX_UPLOAD_BYTES // 2**20,
             "suggest": True,
-            "choices": {"mode": list(MODES), "method": list(METHODS), "prior": sorted(PRIORS)},
+            "choices": {"mode": list(MODES), "method": list(GENERATION_METHODS), "prior": sorted(PRIORS)},
             "jobs": [job.snapshot(since=10**9) for job in self.queue.jobs()],
         }
 
