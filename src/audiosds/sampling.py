@@ -100,7 +100,8 @@ def sample(
     callback: Callback | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Integrate the probability-flow ODE from ``z`` (already at noise level sigmas[0]).
+    """Integrate the probability-flow ODE (``euler_ancestral``: the reverse SDE) from ``z`` (already at
+    noise level sigmas[0]).
 
     Methods:
         "ddim": DDIM / Euler, x' = x0_hat + (sigma'/sigma) (z - x0_hat). One call per step.
