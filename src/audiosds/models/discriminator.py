@@ -39,6 +39,17 @@ class DiscriminatorConfig:
                 raise ValueError(f"scale_channels: {c} is not a multiple of scale_groups {self.scale_groups}")
 
 
+def _run(convs: nn.ModuleList, post: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """A branch's layers in turn: (its flattened logits, every layer's output)."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), SLOPE)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return x.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     """One MPD branch: the waveform folded at ``period`` and judged by (5, 1) convolutions.
 
@@ -61,14 +72,7 @@ class PeriodDiscriminator(nn.Module):
         b, c, n = audio.shape
         pad = (-n) % self.period
         x = F.pad(audio, (0, pad), mode="reflect" if pad < n else "constant")
-        x = x.reshape(b, c, (n + pad) // self.period, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _run(self.convs, self.post, x.reshape(b, c, (n + pad) // self.period, self.period))
 
 
 class ScaleDiscriminator(nn.Module):
@@ -88,13 +92,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = nn.Conv1d(channels[-1], 1, 3, padding=1)
 
     def forward(self, audio: Tensor) -> tuple[Tensor, list[Tensor]]:
-        x, features = audio, []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _run(self.convs, self.post, audio)
 
 
 class Discriminators(nn.Module):
