@@ -13,6 +13,7 @@ from audiosds.cli import main
 from audiosds.options import (
     COMMANDS,
     Section,
+    _count,
     _finite_float,
     _positive_int,
     build_parser,
@@ -47,7 +48,7 @@ def non_default(option, default):
         return [flag, *value], value
     if "choices" in kw:
         value = next(c for c in kw["choices"] if c != default)
-    elif kw.get("type") in (int, _positive_int):
+    elif kw.get("type") in (int, _positive_int, _count):
         value = (default or 0) + 3
     elif kw.get("type") is _finite_float:
         value = (default or 0) + 0.25

@@ -44,7 +44,7 @@ def test_guidance_moves_energy_between_the_two_sources():
     input: SDS moves energy between the two (gamma 0 leaves the even split of the start)."""
     prior = build("analytic")
     clean, noisy = _noisy()
-    base = enhance_config(prior, iters=20, sds_modes=("decoder",), init_noise=0.0)
+    base = enhance_config(prior, iters=20, sds_modes=("decoder",), init_noise=0.0, start="mixture")
     guided = enhance(noisy[None], RATE, prior, "a tone", "noise", base).enhanced[0]
     unguided = enhance(
         noisy[None], RATE, prior, "a tone", "noise", SeparateConfig(**{**base.__dict__, "gamma": 0.0})
@@ -62,10 +62,14 @@ def test_enhancement_keeps_its_own_noise_range_on_the_mel_prior_in_the_api_and_t
     assert separation_sds("embedded-mel").t_min == 0.02 and enhance_sds("embedded-mel").t_min == 0.3
     assert enhance_sds("embedded-mel").cfg_scale == separation_sds("embedded-mel").cfg_scale
     assert enhance_sds("embedded-mel", t_min=0.1).t_min == 0.1
+    # on the mel prior every SDS step lowered the speech: it enhances with the noise-floor start alone
+    assert enhance_config("embedded-mel").iters == 0 and enhance_config("embedded-mel").init_noise == 0
+    assert enhance_config("analytic").iters == SeparateConfig().iters
     assert enhance_sds("analytic") == separation_sds("analytic")  # other priors: separation's
     cfg = layered_config(build_parser().parse_args(["enhance", "noisy.wav", "--prior", "embedded-mel"]))
     assert cfg["sds"]["t_min"] == 0.3 and cfg["sds"]["t_max"] == enhance_sds("embedded-mel").t_max
     assert cfg["separate"]["sds_modes"] == list(enhance_config("embedded-mel").sds_modes)
+    assert cfg["separate"]["iters"] == 0 and cfg["separate"]["start"] == "noise_floor"
     sep = layered_config(build_parser().parse_args(["separate", "mix.wav", "--prompt", "a", "--prompt", "b"]))
     assert sep["sds"]["t_min"] == 0.02
 
@@ -111,7 +115,8 @@ def test_cli_writes_enhanced_and_noise(tmp_path, capsys):
         (["enhance", "NOISY", "--prompt", " "], "--prompt"),
         (["enhance", "NOISY", "--noise-prompt", ""], "--noise-prompt"),
         (["enhance", "missing.wav"], "m.wav"),
-        (["enhance", "NOISY", "--iters", "0"], "--iters"),
+        (["enhance", "NOISY", "--iters", "-1"], "--iters"),
+        (["enhance", "NOISY", "--start", "even"], "--start"),
         (["enhance", "NOISY", "--gamma", "-1"], "gamma"),
         (["enhance", "NOISY", "--sources", "all"], "--sources"),
     ],

@@ -31,6 +31,8 @@ BAD_OPTIONS = {
     "--method": ["euler_a", ""],
     "--checkpoint-every": ["-1", "x"],
 }
+# a separation's --iters 0 is valid (the sources stay at their start)
+BAD_FOR = {"separate": {"--iters": [v for v in BAD_OPTIONS["--iters"] if v != "0"]}}
 APPLIES = {
     "fm": {
         "--iters",
@@ -122,7 +124,7 @@ def argument_case(rng: random.Random) -> list[str]:
     else:
         argv += ["--prompt", rng.choice(["a bell", "", "  "]) if rng.random() < 0.2 else "a bell"]
     for flag in bad:
-        argv += [flag, rng.choice(BAD_OPTIONS[flag])]
+        argv += [flag, rng.choice(BAD_FOR.get(command, {}).get(flag, BAD_OPTIONS[flag]))]
     argv += ["-o", "OUT.wav" if command == "generate" else "OUT"]
     return argv
 

@@ -638,6 +638,10 @@ def _run_separate(args: argparse.Namespace) -> int:
     run = _start(args, _check_separate, _separate_outputs)
     cfg, out, sep_cfg, sds_cfg = run.cfg, run.out, run.sections["separate"], run.sections["sds"]
     _check_member(sds_cfg)
+    if sep_cfg.start == "noise_floor":
+        wanted = (_auto_count(cfg["prompts"]) or len(cfg["prompts"])) + int(sep_cfg.noise_source)
+        if wanted != 2:
+            raise UsageError(f"--start noise_floor: expected 2 sources (a sound and a catch-all), got {wanted}")
     mixture_path = Path(cfg["mixture"])
     mixture, sample_rate = _read_input(mixture_path)  # (C, N)
     if float(np.abs(mixture).max()) == 0.0:

@@ -75,6 +75,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from err
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _finite_float(text: str) -> float:
     try:
         value = float(text)
@@ -271,7 +281,7 @@ def options() -> tuple[Option, ...]:
     from .priors import PRIORS
     from .sampling import GENERATION_METHODS
     from .sds import MODES
-    from .tasks.separate import PARAMETRIZATIONS
+    from .tasks.separate import PARAMETRIZATIONS, STARTS
 
     return (
         _opt(
@@ -387,8 +397,8 @@ def options() -> tuple[Option, ...]:
         _opt(
             "--iters",
             to={SEPARATING: "separate.iters"},
-            help="optimisation steps per window (default {default})",
-            type=_positive_int,
+            help="optimisation steps per window; 0 keeps the start (default {default})",
+            type=_count,
         ),
         _opt(
             "--lr",
@@ -414,6 +424,13 @@ def options() -> tuple[Option, ...]:
             help="how a source is represented: remasked (the prior's sound turned into a mask over the "
             "recording), masks (masks over the recording) or latent (the prior's code) (default {default})",
             choices=PARAMETRIZATIONS,
+        ),
+        _opt(
+            "--start",
+            to={SEPARATING: "separate.start"},
+            help="where the sources begin: mixture (an even split) or noise_floor (two sources: a classic "
+            "noise suppression's foreground and its noise floor) (default {default})",
+            choices=STARTS,
         ),
         _opt(
             "--noise-source",

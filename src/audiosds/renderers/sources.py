@@ -292,13 +292,14 @@ class MaskSourcesConfig:
 class MaskSources(Renderer):
     """Mixture-consistent masks optimised directly (ours): x_k = istft(softmax_k(l)_k X).
 
-    The logits l (K, F, T_s) start at zero plus seeded noise (every source near mixture / K);
-    one mask per source is shared by every channel of the mixture.
+    The logits l (K, F, T_s) start at zero (every source near mixture / K), or at ``logits``, plus
+    seeded noise; one mask per source is shared by every channel of the mixture.
 
     Args:
         mixture: the mixture (in the prior's format when used with SDS).
         sample_rate: the mixture's sample rate (reported, not used).
         config: see :class:`MaskSourcesConfig`.
+        logits: the initial logits (K, F, T_s) on the mixture's STFT grid; None: zeros.
 
     Shape:
         mixture (C, N); ``forward()`` -> (K, C, N)
@@ -306,7 +307,13 @@ class MaskSources(Renderer):
 
     parametrization = "masks"
 
-    def __init__(self, mixture: Tensor, sample_rate: int, config: MaskSourcesConfig | None = None) -> None:
+    def __init__(
+        self,
+        mixture: Tensor,
+        sample_rate: int,
+        config: MaskSourcesConfig | None = None,
+        logits: Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.config = config = MaskSourcesConfig() if config is None else config
         _check_mixture(mixture)
@@ -318,7 +325,15 @@ class MaskSources(Renderer):
         shape = (config.num_sources, *self.mixture_spec.shape[-2:])  # (K, F, T_s)
         g = torch.Generator().manual_seed(config.seed)
         noise = torch.randn(shape, generator=g, dtype=torch.float64).to(mixture.dtype).to(mixture.device)
-        self.raw["logits"] = nn.Parameter(config.init_noise * noise)
+        start = torch.zeros_like(noise)
+        if logits is not None:
+            if not isinstance(logits, Tensor) or tuple(logits.shape) != shape:
+                got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+                raise ValueError(f"logits: expected {shape} (K, F, T_s), got {got}")
+            if not logits.is_floating_point() or not torch.isfinite(logits).all():
+                raise ValueError("logits: expected finite floating-point values")
+            start = logits.detach().to(noise)
+        self.raw["logits"] = nn.Parameter(start + config.init_noise * noise)
 
     def params(self) -> dict[str, Tensor]:
         """The logits themselves (unbounded, no ParamRange)."""

@@ -3,9 +3,11 @@
 The Audio-SDS paper names noise removal as a use of its separation (eq. 13) with a "noise"
 catch-all channel. Here it is :func:`audiosds.tasks.separate.separate` with two sources: the
 prompt (``"a man speaking"``) and ``noise_prompt``, each the other's negative prompt (contrast),
-with defaults chosen on speech in real noise: the prompt names speech, and the catch-all is named
-after what else the scorer hears (``NOISE_PROMPT``). The sources add up to the noisy
-recording: ``enhanced + noise = noisy``.
+with defaults chosen on speech in real noise: the prompt names speech, the catch-all is named
+after what else the scorer hears (``NOISE_PROMPT``), and the two sources start from a classic
+noise suppression's split (``SeparateConfig.start = "noise_floor"``, :mod:`audiosds.denoise`) that
+SDS refines for ``iters`` steps (0 on the mel prior, where every step lowered the speech; see
+``priors.PRIOR_DEFAULTS``). The sources add up to the noisy recording: ``enhanced + noise = noisy``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def suggest_noise(
 
 def enhance_config(prior: str | Prior | None = None, **overrides: object) -> SeparateConfig:
     """The separation settings :func:`enhance` uses by default: what the prior prefers for
-    enhancement (its separation settings and the changes over them), then ``overrides``. On the
+    enhancement (its separation settings and the changes over them; for every prior the noise-floor
+    start), then ``overrides``. On the
     speech benchmark (benchmarks/enhance.py --mixtures 8, seed 0, auto noise prompt) sharper masks
     did not help: mask power 2 gave +1.22 dB where the mel prior's 1 gave +1.24 dB; what speech
     needed was the catch-all's name (``NOISE_PROMPT``)."""

@@ -35,6 +35,11 @@ Long inputs are separated in overlapping windows of ``max_seconds`` (at least
 ``overlap_seconds`` of overlap, windows spread evenly and starting on latent-frame boundaries)
 and cross-faded with raised-cosine fades normalised to sum to one: never truncated. Each window
 is a separate optimisation of ``iters`` iterations.
+
+Start: every source begins at encode(mixture / K), an even split (``start = "mixture"``), or, for two
+sources, at a classic noise-suppression split of each window (``start = "noise_floor"``,
+:mod:`audiosds.denoise`): the first source the foreground, the second the stationary noise floor.
+``iters = 0`` returns the start as it is.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from torch import Tensor
 
 from ..audio import fit_length, resample, write_bytes
 from ..config import is_int, is_number
+from ..denoise import suppression_gain
 from ..priors import Conditioning, Prior, prior_defaults
 from ..renderers import Renderer
 from ..renderers.sources import (
@@ -86,6 +92,7 @@ WINDOWS_NAME = "windows.pt"  # finished windows of a checkpointed separation
 # on world sources); transients (clock + bongo) prefer lower t.
 SEPARATION_SDS: dict[str, object] = {"t_min": 0.3, "t_max": 0.65, "cfg_scale": 7.5}
 PARAMETRIZATIONS = ("latent", "remasked", "masks")
+STARTS = ("mixture", "noise_floor")
 REC_DOMAINS = ("spectral", "time")
 MIN_PROMPTS, MAX_PROMPTS = 2, 8
 MAX_INPUT_CHANNELS = 64  # more "channels" than this is almost surely a (N, C) array passed as (C, N)
@@ -99,7 +106,7 @@ class SeparateConfig:
     # per window and member: with the two default members, 100 gave +4.82 dB on the prior-generated
     # Table-1 pairs and 200 +4.81; each mode alone also did better with 100 (docs/experiments.md,
     # "Two SDS modes averaged"), and most of the gain comes in the first 25 iterations
-    iters: int = 100
+    iters: int = 100  # 0: the start alone, no SDS step
     lr: float = 0.05  # Adam on latents or mask logits
     seed: int = 0  # sigma/eps draws; window w's renderer init uses seed + w
     # SDS weight of eq. 13 against the reconstruction loss (both per sample): too large distorts, too
@@ -125,6 +132,9 @@ class SeparateConfig:
     mask_hop: int = 256
     mask_power: float = 2.0  # remasked only: m_k = |S_k|^p / sum_j |S_j|^p
     init_noise: float = 0.1  # relative latent noise (latent, remasked); logit noise std is a tenth of it
+    # where the sources begin: "mixture" (each encode(mixture / K)) or "noise_floor" (two sources: the
+    # foreground and the noise floor of a classic suppression gain, :mod:`audiosds.denoise`)
+    start: str = "mixture"
     noise_source: bool = False  # add a catch-all source conditioned on ``noise_prompt`` (returned last)
     noise_prompt: str = "noise"
     # each source without a negative prompt takes the other sources' prompts (joined) as its negative,
@@ -146,8 +156,8 @@ class SeparateConfig:
         def bad(name: str, expected: str) -> ValueError:
             return ValueError(f"SeparateConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
 
-        if not is_int(self.iters) or not 1 <= self.iters <= 1_000_000:
-            raise bad("iters", "an int in [1, 1000000]")
+        if not is_int(self.iters) or not 0 <= self.iters <= 1_000_000:
+            raise bad("iters", "an int in [0, 1000000]")
         if not is_number(self.lr) or not 0 < self.lr <= 10:
             raise bad("lr", "a number in (0, 10]")
         if not is_int(self.seed):
@@ -173,6 +183,8 @@ class SeparateConfig:
             raise bad("mask_power", "a number > 0")
         if not is_number(self.init_noise) or self.init_noise < 0:
             raise bad("init_noise", "a number >= 0")
+        if self.start not in STARTS:
+            raise bad("start", f"one of {STARTS}")
         if not isinstance(self.noise_source, bool):
             raise bad("noise_source", "a bool")
         if isinstance(self.sds_modes, (list, str)):  # from YAML or JSON; one mode alone as text
@@ -439,15 +451,32 @@ def _conditioning(prior: Prior, prompts: list[str], negative: list[str | None]) 
 # -- the loop ---------------------------------------------------------------------------
 
 
+def _noise_floor_start(mixture: Tensor, config: SeparateConfig) -> tuple[Tensor, Tensor]:
+    """The foreground's suppression gain (F, T_s) over ``mixture``'s mask STFT, and the two sources
+    it splits the mixture into: the foreground and the rest (2, C, W)."""
+    spec = stft(mixture, config.mask_n_fft, config.mask_hop)  # (C, F, T_s)
+    gain = suppression_gain(spec)
+    masks = torch.stack([gain, 1 - gain])[:, None]  # (2, 1, F, T_s)
+    return gain, apply_masks(masks, spec, config.mask_n_fft, config.mask_hop, mixture.shape[-1])
+
+
 def _renderer(prior: Prior, mixture: Tensor, num_sources: int, config: SeparateConfig, seed: int) -> Renderer:
     """The sources of one window (``mixture`` (C_p, W) in the prior's format)."""
+    noise_floor = config.start == "noise_floor"
     if config.parametrization == "masks":
         cfg = MaskSourcesConfig(num_sources, config.init_noise / 10, seed, config.mask_n_fft, config.mask_hop)
-        return MaskSources(mixture, prior.sample_rate, cfg)
+        if not noise_floor:
+            return MaskSources(mixture, prior.sample_rate, cfg)
+        gain = _noise_floor_start(mixture, config)[0]
+        logits = torch.stack([gain, 1 - gain]).clamp_min(1e-6).log().to(mixture.dtype)  # softmax: the gain
+        return MaskSources(mixture, prior.sample_rate, cfg, logits)
     # every source starts at encode(mixture / K): for a nonlinear autoencoder this decodes near
-    # mixture / K, where encode(mixture) / K need not
+    # mixture / K, where encode(mixture) / K need not; or at the noise-floor split's two sources
     with torch.no_grad():
-        latent = prior.encode(mixture[None] / num_sources)  # (1, D, T)
+        if noise_floor:
+            latent = prior.encode(_noise_floor_start(mixture, config)[1].to(mixture.dtype))  # (2, D, T)
+        else:
+            latent = prior.encode(mixture[None] / num_sources)  # (1, D, T)
     if config.parametrization == "latent":
         cfg_l = LatentSourcesConfig(num_sources, config.init_noise, seed)
         return LatentSources(prior.decode, latent, mixture.shape[-1], prior.sample_rate, cfg_l)
@@ -676,6 +705,10 @@ def separate(
     if config.noise_source:
         names.append(config.noise_prompt)
         negatives.append(None)
+    if config.start == "noise_floor" and len(names) != 2:
+        raise ValueError(
+            f"start noise_floor: expected 2 sources (the foreground and a catch-all), got {len(names)}"
+        )
     if config.contrast:
         negatives = [contrast_negative(names, i) if n is None else n for i, n in enumerate(negatives)]
     cond = _conditioning(prior, names, negatives).to(prior.device)
