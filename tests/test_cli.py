@@ -629,3 +629,4 @@ def test_separation_closing_scores_average_each_windows_first_and_last_score():
     ]
     assert _separation_scores(rows, 2) == "; prompt scores 0.150 -> 0.400, 0.550 -> 0.600"
     assert _separation_scores([{"window": 0.0, "rec_loss": 1.0}], 2) == ""  # --no-score: nothing to say
+    assert _separation_scores([], 2) == "; the sources as they start (--iters 0)"  # no iteration was run

@@ -134,8 +134,38 @@ def test_the_cli_refuses_a_noise_floor_start_for_three_sources(tmp_path, capsys)
     fg, noise = _bursts_in_noise(0.5)
     path = tmp_path / "mix.wav"
     sf.write(str(path), fg + noise, RATE)
-    argv = ["separate", str(path), "--prompt", "a", "--prompt", "b", "--prompt", "c", "--start", "noise_floor"]
+    argv = [
+        "separate",
+        str(path),
+        "--prompt",
+        "a",
+        "--prompt",
+        "b",
+        "--prompt",
+        "c",
+        "--start",
+        "noise_floor",
+    ]
     code = main([*argv, "--prior", "analytic", "--quiet", "-o", str(tmp_path / "out")])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "--start noise_floor: expected 2 sources" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_enhance_with_zero_iterations_writes_its_outputs_and_says_so(tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from audiosds.cli import main
+
+    fg, noise = _bursts_in_noise(1.0)
+    path = tmp_path / "noisy.wav"
+    sf.write(str(path), fg + noise, RATE)
+    out = tmp_path / "out"
+    argv = ["enhance", str(path), "--prompt", "a tone", "--noise-prompt", "noise", "--iters", "0"]
+    assert main([*argv, "--prior", "analytic", "--no-score", "-o", str(out)]) == 0
+    assert "the sources as they start (--iters 0)" in capsys.readouterr().err
+    enhanced, rate = sf.read(str(out / "enhanced.wav"))
+    assert rate == RATE and float(si_sdr(enhanced, fg)) > float(si_sdr(fg + noise, fg)) + 6
+    assert json.loads((out / "params.json").read_text())["files"]["noise.wav"] == "noise"

@@ -30,9 +30,11 @@ BAD_OPTIONS = {
     "--sources": ["mask", "all"],
     "--method": ["euler_a", ""],
     "--checkpoint-every": ["-1", "x"],
+    "--start": ["even", ""],
 }
 # a separation's --iters 0 is valid (the sources stay at their start)
-BAD_FOR = {"separate": {"--iters": [v for v in BAD_OPTIONS["--iters"] if v != "0"]}}
+SEPARATION_BAD = {"--iters": [v for v in BAD_OPTIONS["--iters"] if v != "0"]}
+BAD_FOR = {"separate": SEPARATION_BAD}
 APPLIES = {
     "fm": {
         "--iters",
@@ -46,7 +48,17 @@ APPLIES = {
         "--device",
         "--checkpoint-every",
     },
-    "separate": {"--iters", "--cfg", "--lr", "--prior", "--gamma", "--device", "--sources", "--steps"},
+    "separate": {
+        "--iters",
+        "--cfg",
+        "--lr",
+        "--prior",
+        "--gamma",
+        "--device",
+        "--sources",
+        "--steps",
+        "--start",
+    },
     "generate": {"--cfg", "--seconds", "--steps", "--prior", "--device", "--method"},
 }
 APPLIES["impact"] = APPLIES["fm"]
@@ -203,8 +215,8 @@ NEW_APPLIES = {
         )
     },
     "enhance": {
-        flag: BAD_OPTIONS[flag]
-        for flag in ("--iters", "--cfg", "--lr", "--prior", "--gamma", "--device", "--sources")
+        flag: SEPARATION_BAD.get(flag) or BAD_OPTIONS[flag]
+        for flag in ("--iters", "--cfg", "--lr", "--prior", "--gamma", "--device", "--sources", "--start")
     },
 }
 PROMPTED = {

@@ -641,7 +641,9 @@ def _run_separate(args: argparse.Namespace) -> int:
     if sep_cfg.start == "noise_floor":
         wanted = (_auto_count(cfg["prompts"]) or len(cfg["prompts"])) + int(sep_cfg.noise_source)
         if wanted != 2:
-            raise UsageError(f"--start noise_floor: expected 2 sources (a sound and a catch-all), got {wanted}")
+            raise UsageError(
+                f"--start noise_floor: expected 2 sources (a sound and a catch-all), got {wanted}"
+            )
     mixture_path = Path(cfg["mixture"])
     mixture, sample_rate = _read_input(mixture_path)  # (C, N)
     if float(np.abs(mixture).max()) == 0.0:
@@ -705,7 +707,9 @@ def _run_separate(args: argparse.Namespace) -> int:
 
 def _separation_scores(history: list[dict[str, float | None]], sources: int) -> str:
     """'; prompt scores a -> b, c -> d': per source, the first and last score of each window,
-    averaged over the windows ('' without scores)."""
+    averaged over the windows ('' without scores); '; the sources as they start' without iterations."""
+    if not history:
+        return "; the sources as they start (--iters 0)"
     changes = []
     for k in range(1, sources + 1):
         key = f"score_{k}"

@@ -119,7 +119,9 @@ TASK_BASE = {"enhancement": "separation"}
 # noise-suppression split (SeparateConfig.start; audiosds.denoise), not an even one: with the mel prior's
 # 100 SDS steps, +4.14 dB SI-SDR from this start against +3.34 from the even split
 # (benchmarks/enhance.py --mixtures 24 --dnsmos; RESULTS.md, "Speech enhancement")
-TASK_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {"enhancement": {"separate": {"start": "noise_floor"}}}
+TASK_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {
+    "enhancement": {"separate": {"start": "noise_floor"}}
+}
 
 
 def prior_defaults(prior: str | Prior | None, task: str, section: str = "sds") -> dict[str, object]:
