@@ -428,8 +428,9 @@ def options() -> tuple[Option, ...]:
         _opt(
             "--start",
             to={SEPARATING: "separate.start"},
-            help="where the sources begin: mixture (an even split) or noise_floor (two sources: a classic "
-            "noise suppression's foreground and its noise floor) (default {default})",
+            help="where the sources begin: mixture (an even split) or noise_floor (two sources: the first "
+            "starts as a classic noise suppression's foreground, the second as its noise floor) "
+            "(default {default})",
             choices=STARTS,
         ),
         _opt(
