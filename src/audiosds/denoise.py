@@ -65,9 +65,8 @@ def suppression_gain(spec: Tensor, config: NoiseFloorConfig | None = None) -> Te
     clean = torch.zeros_like(power[:, 0])  # the previous frame's clean power estimate
     for t in range(power.shape[-1]):
         posterior = power[:, t] / noise[:, 0]
-        prior_snr = config.decision * clean / noise[:, 0] + (1 - config.decision) * (posterior - 1).clamp_min(
-            0
-        )
+        instant = (posterior - 1).clamp_min(0)  # this frame's own SNR estimate
+        prior_snr = config.decision * clean / noise[:, 0] + (1 - config.decision) * instant
         gain = (prior_snr / (1 + prior_snr)).clamp_min(config.floor)
         gains[:, t] = gain
         clean = gain.square() * power[:, t]
