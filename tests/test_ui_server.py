@@ -314,3 +314,22 @@ def test_ctrl_c_stops_the_ui_even_when_a_script_started_it_with_sigint_ignored(t
             process.kill()
             raise
     assert code == 0 and "stopping" in process.stderr.read()
+
+
+def test_ctrl_c_right_after_the_address_is_printed_still_stops_cleanly(tmp_path, monkeypatch):
+    # the race the subprocess test above can hit on a loaded machine: the interrupt lands after the
+    # address line and before serving starts
+    from audiosds.ui import server as ui_server
+
+    said = []
+
+    def info(message, *args, **kwargs):
+        said.append(message)
+        if len(said) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ui_server.log, "info", info)
+    closed = []
+    monkeypatch.setattr(ui_server.Server, "close", lambda self: closed.append(True))
+    assert ui_server.serve(UiConfig(runs=tmp_path / "runs", prior="analytic", port=0, threads=1)) == 0
+    assert "stopping" in said[-1] and closed == [True]

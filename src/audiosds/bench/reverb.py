@@ -1,7 +1,7 @@
 """Reverb benchmarks (issue 30, "Must show": reverb).
 
     python benchmarks/reverb.py plates [--iters 300] [--seconds 1.0] [--irs 15]
-    python benchmarks/reverb.py prompts [--seeds 3] [--iters 150] [--particles 1]
+    python benchmarks/reverb.py prompts [--seeds 3] [--iters 150] [--particles 1] [--weights DIR]
 
 ``plates``: can the room represent real reverbs? Each plate impulse response of the sounds folder
 (EMT 140, 15 responses) is convolved with a dry clip (a held-out world snare hit, ``--seconds``
@@ -37,7 +37,7 @@ import torch
 
 from ..acoustics import mid_rt60
 from ..audio import load_audio, resample
-from ..priors import build
+from ..priors import MODEL_FIELD, build
 from ..renderers.reverb import ReverbConfig, ReverbRenderer
 from ..scorer import build_scorer
 from ..sds import SDSConfig
@@ -151,7 +151,8 @@ RULES = {
 
 
 def prompts(args: argparse.Namespace) -> list[str]:
-    prior = build(args.prior)
+    given = args.model is not None and args.prior in MODEL_FIELD
+    prior = build(args.prior, **({MODEL_FIELD[args.prior]: args.model} if given else {}))
     scorer = build_scorer("embedded")
     synth = SynthesizeConfig(iters=args.iters)
     sds = synthesis_sds(prior, **overrides(args.sds, SDSConfig, "--sds"))
@@ -226,6 +227,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("section", choices=("plates", "prompts"))
     parser.add_argument("--prior", default="embedded-mel")
+    parser.add_argument(
+        "--weights", "--model", dest="model", default=None, help="prompts: the prior's weights / model"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iters", type=int, default=None, help="plates: 300; prompts: 150")
     parser.add_argument("--lr", type=float, default=0.05, help="plates: Adam step size")

@@ -463,16 +463,16 @@ class Server:
 def serve(config: UiConfig) -> int:
     """Serve until Ctrl-C; running jobs then stop as Cancel stops them."""
     server = Server(config)
-    if not is_loopback(config.host):
-        log.warning(
-            f"serving on {config.host}, not only this machine: anyone who reaches it can run jobs and "
-            f"read {server.app.runs}"
+    try:  # from the address line on: a Ctrl-C as soon as it is printed still stops cleanly
+        if not is_loopback(config.host):
+            log.warning(
+                f"serving on {config.host}, not only this machine: anyone who reaches it can run jobs and "
+                f"read {server.app.runs}"
+            )
+        log.info(
+            f"audiosds ui: {server.url} (prior {config.prior}; runs in {server.app.runs}; {config.jobs} "
+            "job(s) at a time); Ctrl-C stops"
         )
-    log.info(
-        f"audiosds ui: {server.url} (prior {config.prior}; runs in {server.app.runs}; {config.jobs} job(s) "
-        "at a time); Ctrl-C stops"
-    )
-    try:
         server.serve_forever()
     except KeyboardInterrupt:
         log.info("audiosds ui: stopping; running jobs keep their checkpoints")
