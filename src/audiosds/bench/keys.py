@@ -66,6 +66,12 @@ def prior_identity(name: str, model: str | None) -> dict[str, str | None]:
     return weights_identity(name, model, default_weights_dir() if name == "embedded-mel" else None)
 
 
+def prior_options(name: str, model: str | None) -> dict[str, str]:
+    """The ``build`` keyword that loads ``--weights`` / ``--model`` into prior ``name`` ({} when none
+    was given or the prior takes none, as :func:`prior_identity` counts it)."""
+    return {MODEL_FIELD[name]: model} if model is not None and name in MODEL_FIELD else {}
+
+
 def missing_lines(jobs: Sequence, records: dict[str, dict]) -> list[str]:
     """Markdown naming how many jobs have no record yet and the first few of them; [] if none."""
     missing = list({job.key: job.name for job in jobs if job.key not in records}.items())

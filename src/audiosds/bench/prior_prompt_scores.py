@@ -22,11 +22,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..priors import MODEL_FIELD, build
+from ..priors import build
 from ..renderers import build as build_renderer
 from ..scorer import build_scorer
 from ..tasks.generate import GenerateConfig, generate
-from .keys import add_prior_scorer_options
+from .keys import add_prior_scorer_options, prior_options
 from .report import emit
 from .synthesis_curves import PROMPTS, RENDERERS
 
@@ -62,11 +62,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.monotonic()
-    cfg = (
-        {MODEL_FIELD[args.prior]: args.model} if args.model is not None and args.prior in MODEL_FIELD else {}
-    )
     try:
-        prior = build(args.prior, **cfg).freeze()
+        prior = build(args.prior, **prior_options(args.prior, args.model)).freeze()
         scorer = build_scorer(
             args.scorer, **({} if args.scorer_weights is None else {"weights_dir": args.scorer_weights})
         )

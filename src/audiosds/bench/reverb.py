@@ -37,7 +37,7 @@ import torch
 
 from ..acoustics import mid_rt60
 from ..audio import load_audio, resample
-from ..priors import MODEL_FIELD, build
+from ..priors import build
 from ..renderers.reverb import ReverbConfig, ReverbRenderer
 from ..scorer import build_scorer
 from ..sds import SDSConfig
@@ -47,7 +47,7 @@ from ..tasks.synthesize import SynthesizeConfig, synthesis_sds, synthesize
 from ..world import render_clip
 from ..world.real import impulse_response_paths
 from . import log
-from .keys import overrides
+from .keys import overrides, prior_options
 
 SOUNDS_DIR = (
     Path(__file__).resolve().parents[4] / "shared/data/sounds"
@@ -151,8 +151,7 @@ RULES = {
 
 
 def prompts(args: argparse.Namespace) -> list[str]:
-    given = args.model is not None and args.prior in MODEL_FIELD
-    prior = build(args.prior, **({MODEL_FIELD[args.prior]: args.model} if given else {}))
+    prior = build(args.prior, **prior_options(args.prior, args.model))
     scorer = build_scorer("embedded")
     synth = SynthesizeConfig(iters=args.iters)
     sds = synthesis_sds(prior, **overrides(args.sds, SDSConfig, "--sds"))

@@ -55,7 +55,7 @@ from ..batch import Job as BatchJob
 from ..batch.jobs import job_id
 from ..batch.report import wall_times
 from ..metrics import sdr, si_sdr
-from ..priors import DEFAULT_PRIOR, MODEL_FIELD, Prior, build, prior_defaults
+from ..priors import DEFAULT_PRIOR, Prior, build, prior_defaults
 from ..sds import SDSConfig
 from ..tasks.generate import GenerateConfig, generate
 from ..tasks.separate import (
@@ -67,7 +67,7 @@ from ..tasks.separate import (
 from ..world import PAPER_PROMPTS, PROMPT_FAMILY, render_clip
 from ..world.real import VOCABULARIES, load_catalogue
 from . import log
-from .keys import job_key, missing_lines, overrides, prior_identity, values_of
+from .keys import job_key, missing_lines, overrides, prior_identity, prior_options, values_of
 
 PAIRS = (("traffic", "sax"), ("bongo", "waves"), ("pipes", "glass"), ("clock", "bongo"), ("wind", "pipes"))
 PAIR_NAMES = tuple(f"{a}+{b}" for a, b in PAIRS)
@@ -668,8 +668,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run_separations(args: argparse.Namespace, jobs: Sequence[Job], out: Path) -> None:
     """Write every mixture that is not in ``out`` yet, then run every separation as a batch."""
-    given = args.model is not None and args.prior in MODEL_FIELD
-    cfg = {MODEL_FIELD[args.prior]: args.model} if given else {}
+    cfg = prior_options(args.prior, args.model)
     load_prior = functools.cache(lambda: build(args.prior, **cfg))  # only if a mixture is missing
     prior_id = prior_identity(args.prior, args.model)
     torch.set_num_threads(args.threads)  # generated sources depend on it (summation order)
