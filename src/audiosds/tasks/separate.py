@@ -451,13 +451,11 @@ def _conditioning(prior: Prior, prompts: list[str], negative: list[str | None]) 
 # -- the loop ---------------------------------------------------------------------------
 
 
-def _noise_floor_start(mixture: Tensor, config: SeparateConfig) -> tuple[Tensor, Tensor]:
-    """The foreground's suppression gain (F, T_s) over ``mixture``'s mask STFT, and the two sources
-    it splits the mixture into: the foreground and the rest (2, C, W)."""
-    spec = stft(mixture, config.mask_n_fft, config.mask_hop)  # (C, F, T_s)
+def _noise_floor_masks(spec: Tensor) -> Tensor:
+    """The noise-floor start's two masks over a mask STFT (C, F, T_s): the foreground's suppression
+    gain and the rest, (2, F, T_s)."""
     gain = suppression_gain(spec)
-    masks = torch.stack([gain, 1 - gain])[:, None]  # (2, 1, F, T_s)
-    return gain, apply_masks(masks, spec, config.mask_n_fft, config.mask_hop, mixture.shape[-1])
+    return torch.stack([gain, 1 - gain])
 
 
 def _renderer(prior: Prior, mixture: Tensor, num_sources: int, config: SeparateConfig, seed: int) -> Renderer:
@@ -467,14 +465,17 @@ def _renderer(prior: Prior, mixture: Tensor, num_sources: int, config: SeparateC
         cfg = MaskSourcesConfig(num_sources, config.init_noise / 10, seed, config.mask_n_fft, config.mask_hop)
         if not noise_floor:
             return MaskSources(mixture, prior.sample_rate, cfg)
-        gain = _noise_floor_start(mixture, config)[0]
-        logits = torch.stack([gain, 1 - gain]).clamp_min(1e-6).log().to(mixture.dtype)  # softmax: the gain
+        masks = _noise_floor_masks(stft(mixture, config.mask_n_fft, config.mask_hop))
+        logits = masks.clamp_min(1e-6).log().to(mixture.dtype)  # softmax: the gain
         return MaskSources(mixture, prior.sample_rate, cfg, logits)
     # every source starts at encode(mixture / K): for a nonlinear autoencoder this decodes near
     # mixture / K, where encode(mixture) / K need not; or at the noise-floor split's two sources
     with torch.no_grad():
         if noise_floor:
-            latent = prior.encode(_noise_floor_start(mixture, config)[1].to(mixture.dtype))  # (2, D, T)
+            spec = stft(mixture, config.mask_n_fft, config.mask_hop)  # (C, F, T_s)
+            masks = _noise_floor_masks(spec)[:, None]  # (2, 1, F, T_s)
+            split = apply_masks(masks, spec, config.mask_n_fft, config.mask_hop, mixture.shape[-1])
+            latent = prior.encode(split.to(mixture.dtype))  # (2, D, T)
         else:
             latent = prior.encode(mixture[None] / num_sources)  # (1, D, T)
     if config.parametrization == "latent":
